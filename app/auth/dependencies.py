@@ -1,0 +1,133 @@
+"""Who is calling, resolved once per request into a `Principal` (plus the `User`, for
+people), and the role gates every router uses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth.errors import ClientOnly, InvalidAccessToken, PasswordChangeRequired, StaffOnly
+from app.auth.repository import AuthRepository
+from app.core.clock import utcnow
+from app.core.deps import SessionDep, SettingsDep
+from app.core.errors import Forbidden
+from app.core.principal import Principal
+from app.core.security import (
+    InvalidToken,
+    constant_time_equals,
+    decode_access_token,
+    sha256_hex,
+    split_api_key,
+)
+from app.models import User
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from POST /api/v1/auth/token, or an integration API key.",
+)
+
+# Only these let a user whose password is temporary through.
+TEMPORARY_PASSWORD_OPERATIONS = frozenset({"getMe", "changePassword", "logout"})
+# last_used_at is a hint, not an audit log: write it at most this often per key.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    user: User | None = None
+    session_id: uuid.UUID | None = None
+
+
+async def get_caller(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise InvalidAccessToken("Send `Authorization: Bearer <access token or API key>`.")
+    token = credentials.credentials
+    repo = AuthRepository(session)
+    prefix = split_api_key(token)
+    if prefix is not None:
+        key = await repo.api_key_by_prefix(prefix)
+        if (
+            key is None
+            or key.revoked_at is not None
+            or not constant_time_equals(key.secret_hash, sha256_hex(token))
+        ):
+            raise InvalidAccessToken("The API key is invalid or revoked.")
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
+            key.last_used_at = now
+        return Caller(Principal(tenant_id=key.tenant_id, kind="api_key", api_key_id=key.id))
+    try:
+        claims = decode_access_token(settings, token)
+    except InvalidToken as exc:
+        raise InvalidAccessToken() from exc
+    user = await repo.user_by_id(claims.user_id, claims.tenant_id)
+    if user is None or not user.is_active or user.token_version != claims.token_version:
+        raise InvalidAccessToken()
+    if user.must_change_password:
+        route = request.scope.get("route")
+        if getattr(route, "operation_id", None) not in TEMPORARY_PASSWORD_OPERATIONS:
+            raise PasswordChangeRequired()
+    principal = Principal(
+        tenant_id=user.tenant_id,
+        kind="staff" if user.role == "staff" else "client",
+        user_id=user.id,
+        client_id=user.client_id,
+    )
+    return Caller(principal, user=user, session_id=claims.session_id)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_principal(caller: CallerDep) -> Principal:
+    return caller.principal
+
+
+async def get_user(caller: CallerDep) -> User:
+    if caller.user is None:
+        raise Forbidden("This needs a person's access token, not an API key.")
+    return caller.user
+
+
+async def require_staff(caller: CallerDep) -> Principal:
+    if not caller.principal.is_staff:
+        raise StaffOnly()
+    return caller.principal
+
+
+async def require_staff_or_api_key(caller: CallerDep) -> Principal:
+    if caller.principal.is_client:
+        raise StaffOnly("Only the MSP's staff or an integration key may do this.")
+    return caller.principal
+
+
+async def require_client(caller: CallerDep) -> Principal:
+    if not caller.principal.is_client:
+        raise ClientOnly()
+    return caller.principal
+
+
+async def require_person(caller: CallerDep) -> Principal:
+    """Staff or client users; integration keys are refused."""
+    if caller.principal.is_api_key:
+        raise Forbidden("This needs a person's access token, not an API key.")
+    return caller.principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserDep = Annotated[User, Depends(get_user)]
+StaffDep = Annotated[Principal, Depends(require_staff)]
+StaffOrKeyDep = Annotated[Principal, Depends(require_staff_or_api_key)]
+ClientDep = Annotated[Principal, Depends(require_client)]
+PersonDep = Annotated[Principal, Depends(require_person)]

@@ -1,0 +1,47 @@
+"""Request and response bodies of sign-in and the account."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictBody(BaseModel):
+    """Unknown fields are refused: nobody sets a role, tenant or client by adding a key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str
+    must_change_password: bool
+
+
+class RefreshRequest(StrictBody):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class LogoutRequest(StrictBody):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ChangePasswordRequest(StrictBody):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Literal["staff", "client"]
+    client_id: uuid.UUID | None
+    tenant_id: uuid.UUID
+    must_change_password: bool

@@ -1,0 +1,131 @@
+"""Sign-in, token rotation, sign-out and password changes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    SignInThrottled,
+)
+from app.auth.repository import AuthRepository
+from app.auth.throttle import LoginThrottle
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.errors import Unprocessable
+from app.core.security import (
+    create_access_token,
+    hash_password,
+    new_refresh_token,
+    password_problem,
+    sha256_hex,
+    verify_password,
+)
+from app.models import RefreshToken, User
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    must_change_password: bool
+
+
+class AuthService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = AuthRepository(session)
+
+    async def sign_in(
+        self, *, email: str, password: str, address: str, throttle: LoginThrottle
+    ) -> IssuedTokens:
+        email = email.strip().lower()
+        keys = [f"account:{email}", f"address:{address}"]
+        wait = await throttle.retry_after(self.session, keys)
+        if wait is not None:
+            raise SignInThrottled(
+                "Too many failed sign-in attempts. Wait before trying again.", retry_after=wait
+            )
+        user = await self.repo.user_by_email(email)
+        # Verify even when the user is unknown (against a dummy hash): same time either way.
+        valid = verify_password(password, user.password_hash if user else None)
+        if user is None or not valid or not user.is_active:
+            await throttle.record_failure(self.session, keys)
+            raise InvalidCredentials()
+        await throttle.reset(self.session, keys[0])
+        user.last_login_at = utcnow()
+        return await self._issue(user, family_id=uuid.uuid4())
+
+    async def refresh(self, raw_token: str) -> IssuedTokens:
+        now = utcnow()
+        token = await self.repo.refresh_token_by_hash(sha256_hex(raw_token))
+        if token is None or token.revoked_at is not None or token.expires_at <= now:
+            raise InvalidRefreshToken()
+        if token.spent_at is not None:
+            # A spent token coming back means it was copied: end every session it begot.
+            await self.repo.revoke_family(token.family_id, now)
+            raise RefreshTokenReused()
+        user = await self.session.get(User, token.user_id)
+        if user is None or not user.is_active:
+            raise InvalidRefreshToken()
+        token.spent_at = now
+        return await self._issue(user, family_id=token.family_id)
+
+    async def sign_out(self, user: User, raw_token: str) -> None:
+        token = await self.repo.refresh_token_by_hash(sha256_hex(raw_token))
+        # Someone else's token, or garbage: nothing to do, and nothing to tell.
+        if token is not None and token.user_id == user.id:
+            await self.repo.revoke_family(token.family_id, utcnow())
+
+    async def change_password(
+        self, user: User, *, current: str, new: str, session_family: uuid.UUID | None
+    ) -> None:
+        if not verify_password(current, user.password_hash):
+            raise Unprocessable(
+                "The current password is incorrect.", loc=("body", "current_password")
+            )
+        problem = password_problem(new, user.email)
+        if problem:
+            raise Unprocessable(problem, loc=("body", "new_password"))
+        if verify_password(new, user.password_hash):
+            raise Unprocessable(
+                "The new password must differ from the current one.", loc=("body", "new_password")
+            )
+        user.password_hash = hash_password(new)
+        user.must_change_password = False
+        user.token_version += 1
+        await self.repo.revoke_user_sessions(user.id, utcnow(), except_family=session_family)
+        await self.session.flush()
+
+    async def _issue(self, user: User, *, family_id: uuid.UUID) -> IssuedTokens:
+        raw = new_refresh_token()
+        self.session.add(
+            RefreshToken(
+                user_id=user.id,
+                family_id=family_id,
+                token_hash=sha256_hex(raw),
+                expires_at=utcnow() + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+            )
+        )
+        await self.session.flush()
+        access = create_access_token(
+            self.settings,
+            user_id=user.id,
+            tenant_id=user.tenant_id,
+            token_version=user.token_version,
+            session_id=family_id,
+        )
+        return IssuedTokens(
+            access_token=access,
+            refresh_token=raw,
+            expires_in=self.settings.access_token_ttl_seconds,
+            must_change_password=user.must_change_password,
+        )

@@ -1,0 +1,145 @@
+"""The `billing-portal` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app.core.config import Settings, get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(settings: Settings) -> Config:
+    ini = PROJECT_ROOT / "alembic.ini"
+    config = Config(str(ini)) if ini.exists() else Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["settings"] = settings
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(settings: Settings) -> None:
+    command.upgrade(alembic_config(settings), "head")
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    migrate(get_settings())
+    print("database migrated to head")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    migrate(settings)
+    print(f"billing-portal listening on http://{args.host}:{args.port}", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="warning",
+    )
+    return 0
+
+
+def _cmd_create_staff(args: argparse.Namespace) -> int:
+    from app.bootstrap import create_staff
+
+    password = args.password or getpass.getpass("Password for the staff user: ")
+    settings = get_settings()
+    migrate(settings)
+    try:
+        user_id = asyncio.run(
+            create_staff(
+                settings,
+                email=args.email,
+                password=password,
+                tenant_name=args.tenant,
+                full_name=args.full_name,
+            )
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"staff user {args.email} created ({user_id})")
+    return 0
+
+
+def _cmd_seed_demo(args: argparse.Namespace) -> int:
+    from app.bootstrap import seed_demo
+
+    settings = get_settings()
+    migrate(settings)
+    logins = asyncio.run(seed_demo(settings, only_if_empty=args.if_empty))
+    if logins is None:
+        print("the database already has data; demo data not added (drop --if-empty to force)")
+        return 0
+    print("demo data ready; sign in with:")
+    for role, email, password in logins:
+        print(f"  {role:<7} {email:<32} {password}")
+    return 0
+
+
+def _cmd_export_openapi(args: argparse.Namespace) -> int:
+    from app.main import create_app
+
+    document = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")).openapi()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billing-portal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database to head, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_cmd_serve)
+
+    sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=_cmd_migrate)
+
+    staff = sub.add_parser("create-staff", help="bootstrap a staff user (and the tenant)")
+    staff.add_argument("--email", required=True)
+    staff.add_argument("--password", help="prompted for when left out")
+    staff.add_argument("--tenant", help="the tenant's name, when there is none yet")
+    staff.add_argument("--full-name", default=None)
+    staff.set_defaults(func=_cmd_create_staff)
+
+    seed = sub.add_parser("seed-demo", help="a demo tenant with clients, users, invoices, tickets")
+    seed.add_argument(
+        "--if-empty", action="store_true", help="do nothing when a tenant exists already"
+    )
+    seed.set_defaults(func=_cmd_seed_demo)
+
+    export = sub.add_parser("export-openapi", help="write openapi/openapi.json")
+    export.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
+    export.set_defaults(func=_cmd_export_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

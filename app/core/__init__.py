@@ -1,0 +1,1 @@
+"""Cross-cutting machinery: settings, database, errors, security, pagination."""

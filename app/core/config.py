@@ -1,0 +1,109 @@
+"""Settings from the environment (`BILLING_` prefix; `DATABASE_URL` read as is).
+
+With nothing set the service runs on a SQLite file under `./data`, with a signing key
+generated once and kept beside it, so a newcomer's first command works and restarts keep
+sessions. Production refuses both conveniences.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_PRODUCTION_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "BILLING_DATABASE_URL")
+    )
+    database_echo: bool = False
+    database_pool_size: int = Field(default=10, ge=1)
+
+    jwt_secret: str | None = None
+    jwt_issuer: str = "billing-portal"
+    jwt_audience: str = "billing-portal-api"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    redis_url: str | None = None
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=3600)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    payment_gateway: str = "fake"
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    gateway_timeout_seconds: float = Field(default=10.0, gt=0)
+    fake_gateway_latency_seconds: float = Field(default=0.0, ge=0)
+    fake_gateway_ledger: str | None = None
+
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+    scheduler_batch_size: int = Field(default=50, ge=1, le=1000)
+    scheduler_lease_seconds: int = Field(default=300, ge=10)
+    scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
+    pending_reconcile_after_seconds: int = Field(default=60, ge=0)
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if self.env != "production":
+            return self
+        if not self.jwt_secret or len(self.jwt_secret.encode()) < MIN_PRODUCTION_KEY_BYTES:
+            raise ValueError(
+                "BILLING_ENV=production needs BILLING_JWT_SECRET of at least "
+                f"{MIN_PRODUCTION_KEY_BYTES} bytes"
+            )
+        if self.resolved_database_url.startswith("sqlite"):
+            raise ValueError("BILLING_ENV=production needs a PostgreSQL DATABASE_URL, not SQLite")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'billing-portal.db'}"
+        # Hosted PostgreSQL providers hand out postgres:// URLs; the async driver needs its name.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The JWT key: the configured one, else one generated once and kept on disk."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt-signing.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting together agree on whichever key landed first.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,264 @@
+"""Errors as RFC 9457 problem+json, for every 4xx and 5xx the service answers.
+
+Domain errors subclass `AppError` and carry their status, problem type and title, so a
+service raises `InvoiceNotFound()` and never thinks about HTTP. Nothing that leaves the
+process ever carries a traceback or SQL text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("billing_portal.errors")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://billing-portal.dev/problems/"
+
+
+class AppError(Exception):
+    """A failure that the caller should see, with its HTTP status and problem type."""
+
+    status: ClassVar[int] = 400
+    type_slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+    default_detail: ClassVar[str] = "The request could not be processed."
+    # An error that is itself an outcome to keep (a failed sign-in counted, a declined
+    # payment recorded): the request boundary commits before answering with it.
+    persist_changes: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+
+class NotFound(AppError):
+    status = 404
+    type_slug = "not-found"
+    title = "Not found"
+    default_detail = "The resource does not exist."
+
+
+class Unauthorized(AppError):
+    status = 401
+    type_slug = "unauthorized"
+    title = "Unauthorized"
+    default_detail = "Missing or invalid credentials."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status = 403
+    type_slug = "forbidden"
+    title = "Forbidden"
+    default_detail = "You are not allowed to do this."
+
+
+class Conflict(AppError):
+    status = 409
+    type_slug = "conflict"
+    title = "Conflict"
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+class PreconditionFailed(AppError):
+    status = 412
+    type_slug = "precondition-failed"
+    title = "Precondition failed"
+    default_detail = "The resource changed since you read it: fetch it again and retry."
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    type_slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class Unprocessable(AppError):
+    """A well-formed request whose content breaks a rule (422, with an `errors` list)."""
+
+    status = 422
+    type_slug = "validation-error"
+    title = "Validation error"
+
+    def __init__(self, detail: str, *, loc: Sequence[str | int] = ("body",)) -> None:
+        super().__init__(detail, extra={"errors": [{"loc": list(loc), "msg": detail}]})
+
+
+class TooManyRequests(AppError):
+    status = 429
+    type_slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    type_slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, as every error of this API is shaped."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_response(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_slug: str | None = None,
+    request: Request | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    slug = type_slug or phrase.lower().replace(" ", "-").replace("'", "")
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or phrase,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extra or {})
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=dict(headers or {})
+    )
+
+
+def _clean_loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        item: dict[str, Any] = {"loc": _clean_loc(err.get("loc", ())), "msg": err.get("msg", "")}
+        if err.get("type"):
+            item["type"] = err["type"]
+        out.append(item)
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return problem_response(
+            exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            type_slug=exc.type_slug,
+            request=request,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        if any(e.get("type") == "json_invalid" for e in errors):
+            detail = "The request body is not valid JSON."
+        else:
+            first = errors[0] if errors else {"loc": [], "msg": ""}
+            where = ".".join(str(p) for p in first["loc"])
+            detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+            if len(errors) > 1:
+                detail += f" (and {len(errors) - 1} more)"
+        return problem_response(
+            422,
+            title="Validation error",
+            detail=detail,
+            type_slug="validation-error",
+            request=request,
+            extra={"errors": errors},
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(
+            exc.status_code, detail=detail, request=request, headers=exc.headers
+        )
+
+    async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
+        # A unique or foreign-key race that the service's own checks could not see coming.
+        logger.warning("integrity error mapped to 409", extra={"error_class": type(exc).__name__})
+        return problem_response(
+            409,
+            title="Conflict",
+            detail="The request conflicts with existing data; fetch the current state and retry.",
+            type_slug="conflict",
+            request=request,
+        )
+
+    async def operational_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("database unavailable", exc_info=exc)
+        return problem_response(
+            503,
+            detail="The service is temporarily unavailable; retry shortly.",
+            type_slug="service-unavailable",
+            request=request,
+            headers={"Retry-After": "5"},
+        )
+
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return problem_response(
+            500,
+            detail="An unexpected error occurred. Quote the request id when reporting it.",
+            type_slug="internal-error",
+            request=request,
+        )
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(IntegrityError, integrity_error)
+    app.add_exception_handler(OperationalError, operational_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json answers."""
+    return {
+        status: {
+            "model": ProblemDetail,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,117 @@
+"""Keyset (cursor) pagination: `{"items": [...], "next_cursor": "..."}`, newest first.
+
+The cursor is the sort key of the last row returned, opaque to clients (base64url JSON).
+Rows are ordered by a tuple of columns, all descending, ending with the primary key so
+the order is total and stable while rows are added.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.core.errors import Unprocessable
+
+T = TypeVar("T")
+Row = TypeVar("Row")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class PageParams(BaseModel):
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+
+def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"dt": value.astimezone(UTC).isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {"u": value.hex}
+    if isinstance(value, int | str):
+        return value
+    raise TypeError(f"cannot put {type(value).__name__} in a cursor")
+
+
+def _decode_value(raw: Any) -> Any:
+    if isinstance(raw, dict) and len(raw) == 1:
+        ((tag, text),) = raw.items()
+        if tag == "dt":
+            return datetime.fromisoformat(text)
+        if tag == "d":
+            return date.fromisoformat(text)
+        if tag == "u":
+            return uuid.UUID(hex=text)
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return raw
+    raise ValueError("bad cursor value")
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    payload = json.dumps([_encode_value(v) for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(raw, list) or len(raw) != width:
+            raise ValueError("wrong width")
+        return [_decode_value(v) for v in raw]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Unprocessable(
+            "The cursor is not valid: pass back `next_cursor` exactly as it was returned.",
+            loc=("query", "cursor"),
+        ) from exc
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[Row],
+    params: PageParams,
+    order_by: Sequence[InstrumentedAttribute[Any]],
+) -> tuple[list[Row], str | None]:
+    """One page of `stmt` ordered by `order_by` (descending), and the next cursor."""
+    if params.cursor:
+        after = decode_cursor(params.cursor, len(order_by))
+        stmt = stmt.where(tuple_(*order_by) < tuple_(*after))
+    stmt = stmt.order_by(*(col.desc() for col in order_by)).limit(params.limit + 1)
+    rows = list((await session.execute(stmt)).scalars().all())
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    last = rows[-1]
+    return rows, encode_cursor([getattr(last, col.key) for col in order_by])

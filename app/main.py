@@ -1,0 +1,94 @@
+"""The application factory: settings, database, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.auth.router import router as auth_router
+from app.auth.throttle import create_login_throttle
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers, problem_response
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.tenancy.router import router as tenancy_router
+
+API_PREFIX = "/api/v1"
+API_ROUTERS: list[APIRouter] = [auth_router, tenancy_router]
+
+
+def _unique_operation_id(route: Any) -> str:
+    # Every route names its operation_id explicitly; this only guards against forgetting.
+    raise RuntimeError(f"route {route.path} has no operation_id")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.login_throttle.aclose()
+        for hook in app.state.shutdown_hooks:
+            await hook()
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Billing portal API",
+        version="1.0.0",
+        summary="Invoices, payments, AutoPay and service tickets for an MSP's clients.",
+        lifespan=lifespan,
+        generate_unique_id_function=_unique_operation_id,
+        openapi_url="/openapi.json",
+    )
+    engine = create_engine(settings)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.login_throttle = create_login_throttle(
+        redis_url=settings.redis_url,
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+    )
+    app.state.shutdown_hooks = []
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(_operations_router())
+    return app
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", operation_id="healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", operation_id="readyz", responses={503: {"description": "Not ready"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """The database answers."""
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return problem_response(
+                503,
+                detail="The database is not reachable.",
+                request=request,
+                type_slug="not-ready",
+            )
+        return JSONResponse({"status": "ready"})
+
+    return router

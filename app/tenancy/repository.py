@@ -1,0 +1,75 @@
+"""Tenant-scoped queries for clients, contacts, service categories and API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, func, select
+
+from app.core.pagination import PageParams, paginate
+from app.core.repository import Repository
+from app.models import ApiKey, Client, ServiceCategory, User
+from app.tenancy.errors import ApiKeyNotFound, ClientNotFound
+
+
+class ClientRepository(Repository[Client]):
+    model = Client
+    not_found = ClientNotFound
+
+    def readable(self) -> Select[Client]:
+        stmt = select(Client).where(Client.tenant_id == self.principal.tenant_id)
+        client_id = self.principal.client_scope()
+        if client_id is not None:
+            stmt = stmt.where(Client.id == client_id)
+        return stmt
+
+    async def page(self, params: PageParams) -> tuple[list[Client], str | None]:
+        return await paginate(self.session, self.readable(), params, [Client.created_at, Client.id])
+
+
+class UserRepository(Repository[User]):
+    model = User
+
+    async def page_for_client(
+        self, client_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[User], str | None]:
+        stmt = self.readable().where(User.client_id == client_id)
+        return await paginate(self.session, stmt, params, [User.created_at, User.id])
+
+    async def email_exists(self, email: str) -> bool:
+        # Emails are unique across tenants: sign-in names no tenant.
+        stmt = select(func.count()).select_from(User).where(User.email == email)
+        return bool((await self.session.execute(stmt)).scalar_one())
+
+    async def staff_member(self, user_id: uuid.UUID) -> User | None:
+        stmt = self.readable().where(User.id == user_id, User.role == "staff")
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class ServiceCategoryRepository(Repository[ServiceCategory]):
+    model = ServiceCategory
+
+    async def page(self, params: PageParams) -> tuple[list[ServiceCategory], str | None]:
+        return await paginate(
+            self.session, self.readable(), params, [ServiceCategory.created_at, ServiceCategory.id]
+        )
+
+    async def by_name(self, name: str) -> ServiceCategory | None:
+        stmt = self.readable().where(func.lower(ServiceCategory.name) == name.lower())
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        stmt = select(ServiceCategory.id).where(
+            ServiceCategory.tenant_id == self.principal.tenant_id, ServiceCategory.id.in_(ids)
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
+
+class ApiKeyRepository(Repository[ApiKey]):
+    model = ApiKey
+    not_found = ApiKeyNotFound
+
+    async def page(self, params: PageParams) -> tuple[list[ApiKey], str | None]:
+        return await paginate(self.session, self.readable(), params, [ApiKey.created_at, ApiKey.id])

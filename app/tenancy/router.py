@@ -1,0 +1,179 @@
+"""Clients, their contacts, service categories and integration keys (the MSP's side)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
+from app.core.deps import PageDep, SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import Page
+from app.tenancy.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    ClientCreate,
+    ClientOut,
+    ClientUpdate,
+    InvitedUser,
+    ServiceCategoryCreate,
+    ServiceCategoryOut,
+    UserInvite,
+    UserOut,
+)
+from app.tenancy.service import TenancyService
+
+router = APIRouter()
+COMMON = problem_responses(401, 403, 422)
+
+
+@router.get("/clients", operation_id="listClients", tags=["clients"], responses=COMMON)
+async def list_clients(
+    principal: StaffOrKeyDep, session: SessionDep, page: PageDep
+) -> Page[ClientOut]:
+    """The MSP's client companies, newest first."""
+    items, cursor = await TenancyService(session, principal).clients.page(page)
+    return Page(items=[ClientOut.model_validate(c) for c in items], next_cursor=cursor)
+
+
+@router.post(
+    "/clients",
+    operation_id="createClient",
+    tags=["clients"],
+    status_code=status.HTTP_201_CREATED,
+    responses=COMMON,
+)
+async def create_client(body: ClientCreate, principal: StaffDep, session: SessionDep) -> ClientOut:
+    """Add a client company."""
+    return ClientOut.model_validate(await TenancyService(session, principal).create_client(body))
+
+
+@router.get(
+    "/clients/{client_id}",
+    operation_id="getClient",
+    tags=["clients"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_client(
+    client_id: uuid.UUID, principal: StaffOrKeyDep, session: SessionDep
+) -> ClientOut:
+    """One client company."""
+    client = await TenancyService(session, principal).clients.get_or_404(client_id)
+    return ClientOut.model_validate(client)
+
+
+@router.patch(
+    "/clients/{client_id}",
+    operation_id="updateClient",
+    tags=["clients"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_client(
+    client_id: uuid.UUID, body: ClientUpdate, principal: StaffDep, session: SessionDep
+) -> ClientOut:
+    """Rename a client or change its billing email."""
+    client = await TenancyService(session, principal).update_client(client_id, body)
+    return ClientOut.model_validate(client)
+
+
+@router.post(
+    "/clients/{client_id}/users",
+    operation_id="inviteClientUser",
+    tags=["clients"],
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def invite_client_user(
+    client_id: uuid.UUID, body: UserInvite, principal: StaffDep, session: SessionDep
+) -> InvitedUser:
+    """Invite a contact of the client; the temporary password is shown only here."""
+    user, temporary = await TenancyService(session, principal).invite_contact(
+        client_id, email=str(body.email), full_name=body.full_name
+    )
+    return InvitedUser.model_validate(
+        {**UserOut.model_validate(user).model_dump(), "temporary_password": temporary}
+    )
+
+
+@router.get(
+    "/clients/{client_id}/users",
+    operation_id="listClientUsers",
+    tags=["clients"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_client_users(
+    client_id: uuid.UUID, principal: StaffDep, session: SessionDep, page: PageDep
+) -> Page[UserOut]:
+    """The client's contacts."""
+    service = TenancyService(session, principal)
+    await service.clients.get_or_404(client_id)
+    items, cursor = await service.users.page_for_client(client_id, page)
+    return Page(items=[UserOut.model_validate(u) for u in items], next_cursor=cursor)
+
+
+@router.get(
+    "/service-categories",
+    operation_id="listServiceCategories",
+    tags=["service-categories"],
+    responses=COMMON,
+)
+async def list_service_categories(
+    principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[ServiceCategoryOut]:
+    """Kinds of service invoice lines belong to (and AutoPay can cover)."""
+    items, cursor = await TenancyService(session, principal).categories.page(page)
+    return Page(items=[ServiceCategoryOut.model_validate(c) for c in items], next_cursor=cursor)
+
+
+@router.post(
+    "/service-categories",
+    operation_id="createServiceCategory",
+    tags=["service-categories"],
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_service_category(
+    body: ServiceCategoryCreate, principal: StaffDep, session: SessionDep
+) -> ServiceCategoryOut:
+    """Add a kind of service."""
+    category = await TenancyService(session, principal).create_service_category(body.name)
+    return ServiceCategoryOut.model_validate(category)
+
+
+@router.get("/api-keys", operation_id="listApiKeys", tags=["api-keys"], responses=COMMON)
+async def list_api_keys(principal: StaffDep, session: SessionDep, page: PageDep) -> Page[ApiKeyOut]:
+    """Integration keys (never their secrets)."""
+    items, cursor = await TenancyService(session, principal).api_keys.page(page)
+    return Page(items=[ApiKeyOut.model_validate(k) for k in items], next_cursor=cursor)
+
+
+@router.post(
+    "/api-keys",
+    operation_id="createApiKey",
+    tags=["api-keys"],
+    status_code=status.HTTP_201_CREATED,
+    responses=COMMON,
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: StaffDep, session: SessionDep
+) -> ApiKeyCreated:
+    """Create an integration key; its secret is shown only in this response."""
+    key, secret = await TenancyService(session, principal).create_api_key(body.name)
+    return ApiKeyCreated.model_validate(
+        {**ApiKeyOut.model_validate(key).model_dump(), "secret": secret}
+    )
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    operation_id="revokeApiKey",
+    tags=["api-keys"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def revoke_api_key(key_id: uuid.UUID, principal: StaffDep, session: SessionDep) -> Response:
+    """Revoke an integration key at once."""
+    await TenancyService(session, principal).revoke_api_key(key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,100 @@
+"""The MSP's management of its clients, their contacts, service categories and API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import utcnow
+from app.core.principal import Principal
+from app.core.security import generate_temporary_password, hash_password, new_api_key, sha256_hex
+from app.models import ApiKey, Client, ServiceCategory, User
+from app.tenancy.errors import EmailTaken, ServiceCategoryExists
+from app.tenancy.repository import (
+    ApiKeyRepository,
+    ClientRepository,
+    ServiceCategoryRepository,
+    UserRepository,
+)
+from app.tenancy.schemas import ClientCreate, ClientUpdate
+
+
+class TenancyService:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+        self.clients = ClientRepository(session, principal)
+        self.users = UserRepository(session, principal)
+        self.categories = ServiceCategoryRepository(session, principal)
+        self.api_keys = ApiKeyRepository(session, principal)
+
+    async def create_client(self, data: ClientCreate) -> Client:
+        client = Client(
+            tenant_id=self.principal.tenant_id,
+            name=data.name,
+            billing_email=str(data.billing_email).lower() if data.billing_email else None,
+        )
+        self.clients.add(client)
+        await self.session.flush()
+        return client
+
+    async def update_client(self, client_id: uuid.UUID, data: ClientUpdate) -> Client:
+        client = await self.clients.get_or_404(client_id)
+        changes = data.model_dump(exclude_unset=True)
+        if "name" in changes and changes["name"] is not None:
+            client.name = changes["name"]
+        if "billing_email" in changes:
+            email = changes["billing_email"]
+            client.billing_email = str(email).lower() if email else None
+        client.updated_at = utcnow()
+        await self.session.flush()
+        return client
+
+    async def invite_contact(
+        self, client_id: uuid.UUID, *, email: str, full_name: str
+    ) -> tuple[User, str]:
+        client = await self.clients.get_or_404(client_id)
+        email = email.strip().lower()
+        if await self.users.email_exists(email):
+            raise EmailTaken()
+        temporary = generate_temporary_password()
+        user = User(
+            tenant_id=self.principal.tenant_id,
+            client_id=client.id,
+            email=email,
+            full_name=full_name,
+            role="client",
+            password_hash=hash_password(temporary),
+            must_change_password=True,
+        )
+        self.users.add(user)
+        await self.session.flush()
+        return user, temporary
+
+    async def create_service_category(self, name: str) -> ServiceCategory:
+        if await self.categories.by_name(name) is not None:
+            raise ServiceCategoryExists()
+        category = ServiceCategory(tenant_id=self.principal.tenant_id, name=name)
+        self.categories.add(category)
+        await self.session.flush()
+        return category
+
+    async def create_api_key(self, name: str) -> tuple[ApiKey, str]:
+        prefix, secret = new_api_key()
+        key = ApiKey(
+            tenant_id=self.principal.tenant_id,
+            name=name,
+            prefix=prefix,
+            secret_hash=sha256_hex(secret),
+            created_by_id=self.principal.user_id,
+        )
+        self.api_keys.add(key)
+        await self.session.flush()
+        return key, secret
+
+    async def revoke_api_key(self, key_id: uuid.UUID) -> None:
+        key = await self.api_keys.get_or_404(key_id)
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+        await self.session.flush()

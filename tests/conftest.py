@@ -1,0 +1,119 @@
+"""Test harness: the suite runs against SQLite by default and PostgreSQL when DATABASE_URL
+names one (CI runs both).
+
+The schema is built once per run by the real migrations; each test then starts from empty
+tables (truncated after it). A rolled-back outer transaction cannot isolate the money
+path, which commits more than once per request, nor the concurrency tests, which need
+separate connections — so the tables are emptied instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cli import alembic_config
+from app.core.config import Settings
+from app.main import create_app
+from app.models import Base
+from tests.factories import Factory
+
+TEST_JWT_SECRET = "test-signing-key-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    base = os.environ.get("DATABASE_URL")
+    if base:
+        return base
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "jwt_secret": TEST_JWT_SECRET,
+        "log_json": True,
+        "log_level": "WARNING",
+        "redis_url": None,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return make_settings(database_url, data_dir)
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> None:
+    config = alembic_config(settings)
+    if not settings.is_sqlite:
+        # A database left over from an interrupted run: start from nothing.
+        command.downgrade(config, "base")
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, migrated: None) -> AsyncIterator[object]:
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(app: object) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker  # type: ignore[attr-defined]
+    return maker
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with application.state.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    for reset in getattr(application.state, "test_resets", []):
+        reset()
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=app)  # type: ignore[arg-type]
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def factory(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, client: AsyncClient
+) -> Factory:
+    return Factory(sessionmaker, settings, client)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
