@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Developer commands for billing-portal: nothing to install first but Python 3.11+.
+
+The first command creates the virtualenv (.venv, or $BILLING_DEV_VENV) and installs the
+project into it; a changed pyproject.toml is reinstalled on the next command.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+# Kept free of newer syntax so that an old Python gets this message, not a SyntaxError.
+if sys.version_info < (3, 11):  # noqa: UP036
+    sys.exit(f"dev.py needs Python 3.11 or newer; {sys.executable} is {sys.version.split()[0]}")
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / os.environ.get("BILLING_DEV_VENV", ".venv")  # an absolute value replaces ROOT
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".billing-dev-pyproject.sha256"
+CACHES = [".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"]
+
+
+def note(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> int:
+    note(f"error: {message}")
+    return 1
+
+
+def tool(name: str) -> str:
+    return str(BIN / (f"{name}.exe" if os.name == "nt" else name))
+
+
+def _terminal_sent_it() -> bool:
+    """True when Ctrl-C came from our terminal, which signals the child as well."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def call(cmd: Sequence[str], env: Mapping[str, str] | None = None, log: Path | None = None) -> int:
+    """Run cmd in the project root, passing SIGINT/SIGTERM on to it; returns a shell-style code.
+
+    With log, the command's output goes to that file instead of ours.
+    """
+    out = log.open("w") if log else None
+    err = subprocess.STDOUT if log else None
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)  # noqa: S603
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None and not (signum == signal.SIGINT and _terminal_sent_it()):
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if out:
+            out.close()
+    return code if code >= 0 else 128 - code
+
+
+def pip(*args: str) -> None:
+    """pip install into the venv; its chatter goes to a log that is shown only on failure."""
+    log = VENV / "dev-pip.log"
+    code = call([tool("python"), "-m", "pip", "install", "-q", *args], log=log)
+    if code != 0:
+        lines = log.read_text(errors="replace").splitlines()
+        print("\n".join(lines[-40:]), file=sys.stderr)
+        sys.exit(f"dev.py: error: pip install {' '.join(args)} failed (exit {code}); log: {log}")
+
+
+def bootstrap() -> None:
+    """Create the virtualenv when missing; install the project when pyproject.toml changed."""
+    python = tool("python")
+    if not Path(python).exists():
+        note(f"creating virtualenv {VENV} with Python {sys.version.split()[0]}")
+        if call([sys.executable, "-m", "venv", str(VENV)]) != 0:
+            sys.exit(
+                f"dev.py: error: could not create {VENV}; "
+                "on Debian/Ubuntu the venv module comes with the python3-venv package"
+            )
+        note("upgrading pip")
+        pip("--upgrade", "pip")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text().strip() != digest:
+        note("installing the project with its dev tools (pip install -e '.[dev]'), please wait")
+        pip("-e", ".[dev]")
+        STAMP.write_text(digest + "\n")
+    # Children (tests that run billing-portal, alembic's env.py ...) find the venv's tools first.
+    os.environ["VIRTUAL_ENV"] = str(VENV)
+    os.environ["PATH"] = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
+
+
+def cmd_run(host: str, port: int) -> int:
+    bootstrap()
+    portal = tool("billing-portal")
+    code = call([portal, "seed-demo", "--if-empty"])
+    if code != 0:
+        return fail(f"billing-portal seed-demo failed (exit {code})")
+    argv = [portal, "serve", "--host", host, "--port", str(port)]
+    if os.name != "posix":
+        return call(argv)
+    sys.stdout.flush()
+    os.execv(portal, argv)  # noqa: S606 (the server replaces us, so signals reach it directly)
+
+
+def cmd_test(pytest_args: Sequence[str]) -> int:
+    bootstrap()
+    code = call([tool("python"), "-m", "pytest", *pytest_args])
+    if code == 5:
+        return fail("pytest collected no tests (exit 5): the suite or the selection is empty")
+    return code
+
+
+def cmd_lint() -> int:
+    bootstrap()
+    ruff = tool("ruff")
+    checks = {
+        "ruff check": [ruff, "check", "."],
+        "ruff format --check": [ruff, "format", "--check", "."],
+        "mypy (strict)": [tool("mypy"), "app", "dev.py"],
+    }
+    failed = []
+    for name, cmd in checks.items():
+        note(f"lint: {name}")
+        code = call(cmd)
+        note(f"lint: {name}: {'ok' if code == 0 else f'FAILED (exit {code})'}")
+        if code == 128 + signal.SIGINT:  # Ctrl-C stops the whole lint, not one check
+            return code
+        if code != 0:
+            failed.append(name)
+    return fail(f"lint failed: {', '.join(failed)}") if failed else 0
+
+
+def cmd_check_migrations() -> int:
+    bootstrap()
+    with tempfile.TemporaryDirectory(prefix="billing-migrations-") as tmp:
+        database = Path(tmp) / "check.db"
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{database.as_posix()}",
+            "BILLING_DATA_DIR": tmp,
+        }
+        for step in (["upgrade", "head"], ["check"]):
+            note(f"alembic {' '.join(step)} on a throwaway SQLite database")
+            code = call([tool("alembic"), *step], env)
+            if code != 0:
+                return fail(f"alembic {' '.join(step)} failed (exit {code})")
+    note("migrations: ok, the models match the migrations")
+    return 0
+
+
+def cmd_openapi() -> int:
+    bootstrap()
+    return call([tool("billing-portal"), "export-openapi"])
+
+
+def cmd_clean(venv: bool) -> int:
+    """Remove caches and build output; the venv only when asked, data/ never."""
+    doomed = [ROOT / name for name in CACHES] + list(ROOT.glob("*.egg-info"))
+    for top, dirs, _files in os.walk(ROOT):
+        here = Path(top)
+        dirs[:] = [d for d in dirs if d != ".git" and here / d != VENV]
+        doomed += [here / d for d in dirs if d == "__pycache__"]
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+    if venv:
+        doomed.append(VENV)
+    for path in doomed:
+        if path.exists():
+            note(f"removing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+            shutil.rmtree(path)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python3 dev.py",
+        description=__doc__,
+        epilog="examples: python3 dev.py run --port 8080 | python3 dev.py test -x -k invoices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="seed demo data (once), then serve the API")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    sub.add_parser("test", help="run pytest, passing any further arguments on")
+    sub.add_parser("lint", help="ruff check, ruff format --check, mypy --strict")
+    sub.add_parser("check-migrations", help="alembic upgrade head + check on a scratch SQLite")
+    sub.add_parser("openapi", help="write openapi/openapi.json")
+    sub.add_parser("setup", help="only create or refresh the virtualenv")
+    clean = sub.add_parser("clean", help="remove caches and build output")
+    clean.add_argument("--venv", action="store_true", help="remove the virtualenv too")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["test"]:  # everything after "test" belongs to pytest, untouched
+        return cmd_test(argv[1:])
+    args = parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args.host, args.port)
+    if args.command == "lint":
+        return cmd_lint()
+    if args.command == "check-migrations":
+        return cmd_check_migrations()
+    if args.command == "openapi":
+        return cmd_openapi()
+    if args.command == "clean":
+        return cmd_clean(args.venv)
+    bootstrap()  # setup
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
