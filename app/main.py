@@ -15,12 +15,24 @@ from app.auth.throttle import create_login_throttle
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers, problem_response
+from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.gateways.base import GatewaySettings
+from app.gateways.registry import create_gateway
+from app.invoices.router import router as invoices_router
+from app.payment_methods.router import router as payment_methods_router
+from app.payments.router import router as payments_router
 from app.tenancy.router import router as tenancy_router
 
 API_PREFIX = "/api/v1"
-API_ROUTERS: list[APIRouter] = [auth_router, tenancy_router]
+API_ROUTERS: list[APIRouter] = [
+    auth_router,
+    tenancy_router,
+    payment_methods_router,
+    invoices_router,
+    payments_router,
+]
 
 
 def _unique_operation_id(route: Any) -> str:
@@ -36,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.login_throttle.aclose()
+        await app.state.gateway.aclose()
         for hook in app.state.shutdown_hooks:
             await hook()
         await app.state.engine.dispose()
@@ -43,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Billing portal API",
         version="1.0.0",
-        summary="Invoices, payments, AutoPay and service tickets for an MSP's clients.",
         lifespan=lifespan,
         generate_unique_id_function=_unique_operation_id,
         openapi_url="/openapi.json",
@@ -58,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         window_seconds=settings.login_window_seconds,
     )
     app.state.shutdown_hooks = []
+    app.state.idempotency = IdempotencyStore(app.state.sessionmaker, settings)
+    app.state.gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -66,6 +80,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(_operations_router())
     return app
+
+
+def gateway_settings(settings: Settings) -> GatewaySettings:
+    return GatewaySettings(
+        stripe_api_key=settings.stripe_api_key,
+        stripe_webhook_secret=settings.stripe_webhook_secret,
+        stripe_api_base=settings.stripe_api_base,
+        timeout_seconds=settings.gateway_timeout_seconds,
+        fake_latency_seconds=settings.fake_gateway_latency_seconds,
+        fake_ledger_path=settings.fake_gateway_ledger,
+    )
 
 
 def _operations_router() -> APIRouter:

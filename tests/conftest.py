@@ -73,6 +73,8 @@ def migrated(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 async def app(settings: Settings, migrated: None) -> AsyncIterator[object]:
     application = create_app(settings)
+    gateway = application.state.gateway
+    application.state.test_resets = [gateway.reset] if hasattr(gateway, "reset") else []
     yield application
     await application.state.engine.dispose()
 

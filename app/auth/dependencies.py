@@ -66,6 +66,7 @@ async def get_caller(
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
             key.last_used_at = now
+        await session.commit()
         return Caller(Principal(tenant_id=key.tenant_id, kind="api_key", api_key_id=key.id))
     try:
         claims = decode_access_token(settings, token)
@@ -78,6 +79,9 @@ async def get_caller(
         route = request.scope.get("route")
         if getattr(route, "operation_id", None) not in TEMPORARY_PASSWORD_OPERATIONS:
             raise PasswordChangeRequired()
+    # The caller is resolved in a transaction of its own: on SQLite an open transaction holds
+    # the write lock, and money endpoints go on to run short transactions of their own.
+    await session.commit()
     principal = Principal(
         tenant_id=user.tenant_id,
         kind="staff" if user.role == "staff" else "client",

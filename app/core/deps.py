@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.pagination import PageParams, page_params
+from app.gateways.base import PaymentGateway
 
 
 def get_settings_from_app(request: Request) -> Settings:
@@ -42,7 +43,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+def get_gateway(request: Request) -> PaymentGateway:
+    gateway: PaymentGateway = request.app.state.gateway
+    return gateway
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 PageDep = Annotated[PageParams, Depends(page_params)]
+GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]

@@ -2,6 +2,16 @@
 
 from app.models.auth import LoginFailure, RefreshToken
 from app.models.base import Base
+from app.models.billing import (
+    IdempotencyRecord,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    PlatformFee,
+    Refund,
+)
 from app.models.events import Event
 from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, User
 
@@ -10,8 +20,16 @@ __all__ = [
     "Base",
     "Client",
     "Event",
+    "IdempotencyRecord",
+    "Invoice",
+    "InvoiceLine",
     "LoginFailure",
+    "Payment",
+    "PaymentAllocation",
+    "PaymentMethod",
+    "PlatformFee",
     "RefreshToken",
+    "Refund",
     "ServiceCategory",
     "Tenant",
     "User",

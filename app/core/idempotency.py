@@ -1,0 +1,229 @@
+"""Idempotency keys, after Stripe: the same key with the same body replays the first
+response (same status, same body); with a different body it is 422; while the first
+request is still running it is 409.
+
+Records are scoped to the caller, kept at least `idempotency_ttl_seconds` (24 h), and
+written in transactions of their own, committed before the operation starts, so a second
+request sees the first one in flight. Responses with a status below 500 are stored
+(declines included); a 5xx or a crash forgets the key so the client may retry — safe,
+because the money operations themselves resume by the same key rather than start anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.db import transaction
+from app.core.errors import AppError, Conflict, Unprocessable, problem_response
+from app.models.billing import IdempotencyRecord
+
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# A request that has been "in flight" this long died with its process: let a retry in.
+IN_FLIGHT_LOCK = timedelta(minutes=2)
+
+
+class IdempotencyKeyReused(Unprocessable):
+    type_slug = "idempotency-key-reused"
+    title = "Idempotency key reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used with a different request. "
+            "Use a new key for a new request.",
+            loc=("header", "Idempotency-Key"),
+        )
+
+
+class IdempotentRequestInFlight(Conflict):
+    type_slug = "idempotent-request-in-flight"
+    title = "Request in progress"
+    default_detail = (
+        "A request with this Idempotency-Key is still being processed. Retry in a moment."
+    )
+
+
+def idempotency_key_header(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes the request safe to retry: the same key replays the first "
+            "response. Up to 255 printable ASCII characters; kept 24 hours.",
+        ),
+    ] = None,
+) -> str | None:
+    if idempotency_key is not None and not _KEY_PATTERN.match(idempotency_key):
+        raise Unprocessable(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.",
+            loc=("header", "Idempotency-Key"),
+        )
+    return idempotency_key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key_header)]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An operation's result when its status is not the route's usual one."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    record_id: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    status: int
+    body: Any
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    except (ValueError, UnicodeDecodeError):
+        canonical = body.decode("latin-1")
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
+
+    async def begin(self, actor: str, key: str, fingerprint: str) -> _Started | _Replay:
+        for _ in range(3):
+            try:
+                return await self._begin_once(actor, key, fingerprint)
+            except IntegrityError:
+                continue  # another request with this key got in first: look again
+        raise IdempotentRequestInFlight()
+
+    async def _begin_once(self, actor: str, key: str, fingerprint: str) -> _Started | _Replay:
+        now = utcnow()
+        async with transaction(self.sessionmaker) as session:
+            found = (
+                await session.execute(
+                    select(IdempotencyRecord)
+                    .where(IdempotencyRecord.actor == actor, IdempotencyRecord.key == key)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if found is not None and found.expires_at <= now:
+                await session.delete(found)
+                await session.flush()
+                found = None
+            if found is not None:
+                if found.request_fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                if found.state == "completed":
+                    assert found.response_status is not None
+                    return _Replay(found.response_status, found.response_body)
+                if found.locked_until > now:
+                    raise IdempotentRequestInFlight()
+                # The first attempt died: this one takes over.
+                found.locked_until = now + IN_FLIGHT_LOCK
+                return _Started(found.id)
+            record = IdempotencyRecord(
+                actor=actor,
+                key=key,
+                request_fingerprint=fingerprint,
+                locked_until=now + IN_FLIGHT_LOCK,
+                expires_at=now + self.ttl,
+            )
+            session.add(record)
+            await session.flush()
+            return _Started(record.id)
+
+    async def complete(self, record_id: Any, status: int, body: Any) -> None:
+        async with transaction(self.sessionmaker) as session:
+            record = await session.get(IdempotencyRecord, record_id)
+            if record is not None:
+                record.state = "completed"
+                record.response_status = status
+                record.response_body = body
+
+    async def forget(self, record_id: Any) -> None:
+        async with transaction(self.sessionmaker) as session:
+            stmt = delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
+            await session.execute(stmt)
+
+    async def purge_expired(self) -> int:
+        async with transaction(self.sessionmaker) as session:
+            result = await session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def run_idempotent(
+    request: Request,
+    *,
+    actor: str,
+    key: str | None,
+    status_code: int,
+    operation: Callable[[], Awaitable[Any]],
+) -> Response:
+    """Run `operation` once per (caller, key); its return value is the JSON body."""
+    if key is None:
+        result = await operation()
+        if isinstance(result, Outcome):
+            return JSONResponse(jsonable_encoder(result.body), status_code=result.status)
+        return JSONResponse(jsonable_encoder(result), status_code=status_code)
+    store: IdempotencyStore = request.app.state.idempotency
+    fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+    started = await store.begin(actor, key, fingerprint)
+    if isinstance(started, _Replay):
+        replay = _render(request, started.status, started.body)
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    try:
+        result = await operation()
+    except AppError as exc:
+        if exc.status >= 500:
+            await store.forget(started.record_id)
+            raise
+        problem = problem_response(
+            exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            type_slug=exc.type_slug,
+            request=request,
+            extra=exc.extra,
+        )
+        await store.complete(started.record_id, exc.status, json.loads(bytes(problem.body)))
+        problem.headers.update(exc.headers)
+        return problem
+    except BaseException:
+        await store.forget(started.record_id)
+        raise
+    if isinstance(result, Outcome):
+        status_code, result = result.status, result.body
+    body = jsonable_encoder(result)
+    await store.complete(started.record_id, status_code, body)
+    return JSONResponse(body, status_code=status_code)
+
+
+def _render(request: Request, status: int, body: Any) -> Response:
+    if status >= 400:
+        return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status)

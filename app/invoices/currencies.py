@@ -1,0 +1,56 @@
+"""ISO 4217 codes we accept, with their minor-unit exponent (for display only: amounts are
+always integers of the minor unit)."""
+
+from __future__ import annotations
+
+MINOR_UNITS: dict[str, int] = {
+    "AED": 2,
+    "AUD": 2,
+    "BGN": 2,
+    "BRL": 2,
+    "CAD": 2,
+    "CHF": 2,
+    "CNY": 2,
+    "CZK": 2,
+    "DKK": 2,
+    "EGP": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "HKD": 2,
+    "HUF": 2,
+    "ILS": 2,
+    "INR": 2,
+    "MXN": 2,
+    "MYR": 2,
+    "NOK": 2,
+    "NZD": 2,
+    "PHP": 2,
+    "PLN": 2,
+    "RON": 2,
+    "SAR": 2,
+    "SEK": 2,
+    "SGD": 2,
+    "THB": 2,
+    "TRY": 2,
+    "TWD": 2,
+    "USD": 2,
+    "ZAR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "VND": 0,
+    "BHD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "TND": 3,
+}
+
+
+def format_amount(amount: int, currency: str) -> str:
+    exponent = MINOR_UNITS.get(currency, 2)
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**exponent) if exponent else (abs(amount), 0)
+    text = f"{whole:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
+    return f"{sign}{text} {currency}"

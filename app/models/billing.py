@@ -1,0 +1,229 @@
+"""Money: payment methods, the platform-fee ledger, invoices, payments, refunds, and the
+idempotency records that make retries safe.
+
+Amounts are integer minor units. The invoice arithmetic is guarded by the database as
+well as the code: whatever a bug or a race does, an invoice cannot be overpaid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.clock import utcnow
+from app.models.base import Base, CreatedAtMixin, IdMixin
+
+PAYMENT_METHOD_FEE_AMOUNT = 50
+PAYMENT_METHOD_FEE_CURRENCY = "USD"
+
+
+class PaymentMethod(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        CheckConstraint("type IN ('card', 'ach')", name="type"),
+        # One live method per card/account and client; a deleted one may come back.
+        Index(
+            "uq_payment_methods_live_fingerprint",
+            "client_id",
+            "fingerprint",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(None, "tenant_id", "client_id", "created_at", "id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(8))
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int | None]
+    exp_year: Mapped[int | None]
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    gateway_reference: Mapped[str] = mapped_column(String(200))
+    nickname: Mapped[str | None] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    # Kept (not deleted) so payment history can still name the card it used.
+    deleted_at: Mapped[datetime | None]
+
+
+class PlatformFee(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "platform_fees"
+    __table_args__ = (
+        # A card is new to a client once: re-adding it, even after deletion, costs nothing.
+        UniqueConstraint("client_id", "fingerprint"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index(None, "tenant_id", "created_at", "id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    payment_method_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payment_methods.id", ondelete="CASCADE")
+    )
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), default="payment_method_added")
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Invoice(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        UniqueConstraint("tenant_id", "external_id"),
+        CheckConstraint("status IN ('draft', 'open', 'paid', 'void')", name="status"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint("amount_paid >= 0 AND amount_reserved >= 0", name="amounts_not_negative"),
+        CheckConstraint("amount_paid + amount_reserved <= total", name="never_overpaid"),
+        CheckConstraint(
+            "status NOT IN ('open', 'paid') OR (status = 'paid') = (amount_paid = total)",
+            name="paid_iff_settled",
+        ),
+        CheckConstraint(
+            "status IN ('open', 'paid') OR amount_paid = 0", name="unpaid_unless_issued"
+        ),
+        Index(None, "tenant_id", "client_id", "created_at", "id"),
+        Index("ix_invoices_tenant_status_due", "tenant_id", "status", "due_date"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    number: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8), default="draft")
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_on: Mapped[date | None]
+    due_date: Mapped[date]
+    memo: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Held by payments in flight, so two at once can never add up to more than the total.
+    amount_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    voided_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def balance(self) -> int:
+        return self.total - self.amount_paid
+
+
+class InvoiceLine(IdMixin, Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "position"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+        CheckConstraint("amount = quantity * unit_amount", name="amount_is_product"),
+    )
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    description: Mapped[str] = mapped_column(String(500))
+    service_category_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("service_categories.id", ondelete="RESTRICT")
+    )
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
+        CheckConstraint("origin IN ('pay_now', 'scheduled')", name="origin"),
+        Index(None, "tenant_id", "client_id", "created_at", "id"),
+        Index(None, "status", "created_at"),
+        Index(None, "invoice_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
+    payment_method_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payment_methods.id", ondelete="RESTRICT")
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    origin: Mapped[str] = mapped_column(String(10), default="pay_now")
+    scheduled_payment_id: Mapped[uuid.UUID | None]
+    # The caller's Idempotency-Key (scoped to the caller): a retry finds this payment
+    # instead of making a second one.
+    request_key: Mapped[str | None] = mapped_column(String(400), unique=True)
+    # Sent to the gateway; derived from our id, so reconciliation replays the same charge.
+    gateway_idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    gateway_charge_reference: Mapped[str | None] = mapped_column(String(200))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    settled_at: Mapped[datetime | None]
+    gateway_attempts: Mapped[int] = mapped_column(default=0)
+
+
+class PaymentAllocation(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "payment_allocations"
+    __table_args__ = (
+        UniqueConstraint("payment_id", "invoice_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index(None, "invoice_id"),
+    )
+
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Refund(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index(None, "payment_id"),
+        Index(None, "status", "created_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    request_key: Mapped[str | None] = mapped_column(String(400), unique=True)
+    gateway_idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    gateway_reference: Mapped[str | None] = mapped_column(String(200))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    settled_at: Mapped[datetime | None]
+
+
+class IdempotencyRecord(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("actor", "key"), Index(None, "expires_at"))
+
+    actor: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12), default="in_flight")
+    response_status: Mapped[int | None]
+    response_body: Mapped[dict[str, Any] | list[Any] | None] = mapped_column(JSON)
+    locked_until: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -1,0 +1,156 @@
+"""A client's cards and bank accounts on file, and the platform fees they cost the MSP."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.auth.dependencies import ClientDep, PersonDep, StaffDep
+from app.core.deps import GatewayDep, PageDep, SessionDep, SessionmakerDep
+from app.core.errors import problem_responses
+from app.core.idempotency import IdempotencyKeyDep, run_idempotent
+from app.core.pagination import Page
+from app.models.billing import PAYMENT_METHOD_FEE_CURRENCY
+from app.payment_methods.repository import PaymentMethodRepository, PlatformFeeRepository
+from app.payment_methods.schemas import (
+    PaymentMethodCreate,
+    PaymentMethodOut,
+    PaymentMethodUpdate,
+    PlatformFeeOut,
+    PlatformFeePage,
+)
+from app.payment_methods.service import (
+    PaymentMethodService,
+    delete_payment_method,
+    update_payment_method,
+)
+
+router = APIRouter(tags=["payment-methods"])
+
+
+@router.get(
+    "/payment-methods",
+    operation_id="listPaymentMethods",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_payment_methods(
+    principal: PersonDep,
+    session: SessionDep,
+    page: PageDep,
+    client_id: Annotated[uuid.UUID | None, Query(description="Staff: one client's.")] = None,
+) -> Page[PaymentMethodOut]:
+    """The client's payment methods (staff: every client's, or one with `client_id`)."""
+    repo = PaymentMethodRepository(session, principal)
+    items, cursor = await repo.page(page, client_id=principal.client_scope(client_id))
+    return Page(items=[PaymentMethodOut.model_validate(m) for m in items], next_cursor=cursor)
+
+
+@router.post(
+    "/payment-methods",
+    operation_id="createPaymentMethod",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PaymentMethodOut,
+    responses=problem_responses(401, 403, 409, 422, 503),
+)
+async def create_payment_method(
+    request: Request,
+    body: PaymentMethodCreate,
+    principal: ClientDep,
+    sessionmaker: SessionmakerDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Keep a card or bank account on file, from a gateway token."""
+
+    async def add() -> PaymentMethodOut:
+        method = await PaymentMethodService(sessionmaker, principal, gateway).add(body)
+        return PaymentMethodOut.model_validate(method)
+
+    return await run_idempotent(
+        request,
+        actor=principal.actor_key,
+        key=idempotency_key,
+        status_code=status.HTTP_201_CREATED,
+        operation=add,
+    )
+
+
+@router.get(
+    "/payment-methods/{payment_method_id}",
+    operation_id="getPaymentMethod",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_payment_method(
+    payment_method_id: uuid.UUID, principal: PersonDep, session: SessionDep
+) -> PaymentMethodOut:
+    """One payment method."""
+    method = await PaymentMethodRepository(session, principal).get_or_404(payment_method_id)
+    return PaymentMethodOut.model_validate(method)
+
+
+@router.patch(
+    "/payment-methods/{payment_method_id}",
+    operation_id="updatePaymentMethod",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_method(
+    payment_method_id: uuid.UUID,
+    body: PaymentMethodUpdate,
+    principal: ClientDep,
+    session: SessionDep,
+) -> PaymentMethodOut:
+    """Rename a payment method or make it the default."""
+    method = await update_payment_method(session, principal, payment_method_id, body)
+    return PaymentMethodOut.model_validate(method)
+
+
+@router.delete(
+    "/payment-methods/{payment_method_id}",
+    operation_id="deletePaymentMethod",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def delete_method(
+    payment_method_id: uuid.UUID, principal: ClientDep, session: SessionDep
+) -> Response:
+    """Remove a payment method (refused while AutoPay or a scheduled payment uses it)."""
+    await delete_payment_method(session, principal, payment_method_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/platform-fees",
+    operation_id="listPlatformFees",
+    tags=["platform-fees"],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_platform_fees(
+    principal: StaffDep,
+    session: SessionDep,
+    page: PageDep,
+    client_id: uuid.UUID | None = None,
+    since: Annotated[datetime | None, Query(description="From this instant (inclusive).")] = None,
+    until: Annotated[datetime | None, Query(description="Before this instant.")] = None,
+) -> PlatformFeePage:
+    """The platform-fee ledger, with the total of everything the filters match."""
+    repo = PlatformFeeRepository(session, principal)
+    stmt = repo.filtered(client_id=client_id, since=_aware(since), until=_aware(until))
+    items, cursor, total, count = await repo.page_with_total(page, stmt)
+    return PlatformFeePage(
+        items=[PlatformFeeOut.model_validate(f) for f in items],
+        next_cursor=cursor,
+        total=total,
+        count=count,
+        currency=PAYMENT_METHOD_FEE_CURRENCY,
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

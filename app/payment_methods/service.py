@@ -1,0 +1,210 @@
+"""Adding, renaming, choosing the default and removing a client's payment methods.
+
+Adding talks to the gateway, so it never holds a transaction open across the call: the
+client's gateway customer is read (and created) first, the token is attached, and only
+then are the method and its platform fee written, together, in one short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import utcnow
+from app.core.db import transaction
+from app.core.errors import Unprocessable
+from app.core.events import record_event
+from app.core.principal import Principal
+from app.gateways.base import (
+    AttachedMethod,
+    GatewayError,
+    GatewayMethodRejected,
+    GatewayUnavailable,
+    PaymentGateway,
+)
+from app.models import Client, PaymentMethod, PlatformFee
+from app.models.billing import PAYMENT_METHOD_FEE_AMOUNT, PAYMENT_METHOD_FEE_CURRENCY
+from app.payment_methods.errors import (
+    DuplicatePaymentMethod,
+    GatewayUnavailableError,
+    PaymentMethodInUse,
+    PaymentMethodRejected,
+)
+from app.payment_methods.repository import PaymentMethodRepository
+from app.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate
+
+# Checks that refuse deleting a method something still relies on. AutoPay and scheduled
+# payments register theirs; this module cannot import them (they import it).
+InUseCheck = Callable[[AsyncSession, PaymentMethod], Awaitable[bool]]
+IN_USE_CHECKS: list[InUseCheck] = []
+
+
+class PaymentMethodService:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        principal: Principal,
+        gateway: PaymentGateway,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.principal = principal
+        self.gateway = gateway
+
+    async def add(self, data: PaymentMethodCreate) -> PaymentMethod:
+        client_id = self.principal.client_id
+        assert client_id is not None
+        customer = await self._gateway_customer(client_id)
+        try:
+            attached = await self.gateway.attach_method(
+                token=data.token, customer_reference=customer
+            )
+        except GatewayMethodRejected as exc:
+            raise PaymentMethodRejected(_rejection_text(exc), code=exc.code) from exc
+        except GatewayUnavailable as exc:
+            raise GatewayUnavailableError() from exc
+        except GatewayError as exc:
+            raise PaymentMethodRejected(exc.message, code=exc.code) from exc
+        self._check_attached(data, attached)
+        async with transaction(self.sessionmaker) as session:
+            return await self._store(session, client_id, data, attached)
+
+    async def _gateway_customer(self, client_id: uuid.UUID) -> str:
+        async with transaction(self.sessionmaker) as session:
+            client = await session.get(Client, client_id)
+            if client is None or client.tenant_id != self.principal.tenant_id:
+                raise Unprocessable("The caller's client no longer exists.")
+            if client.gateway_customer_reference:
+                return client.gateway_customer_reference
+            name, email = client.name, client.billing_email
+        try:
+            reference = await self.gateway.create_customer(
+                name=name, email=email, metadata={"client_id": str(client_id)}
+            )
+        except GatewayError as exc:
+            raise GatewayUnavailableError() from exc
+        async with transaction(self.sessionmaker) as session:
+            stmt = select(Client).where(Client.id == client_id).with_for_update()
+            client = (await session.execute(stmt)).scalar_one()
+            # Two first cards at once: whoever wrote first wins, the other customer is unused.
+            if not client.gateway_customer_reference:
+                client.gateway_customer_reference = reference
+            return client.gateway_customer_reference
+
+    def _check_attached(self, data: PaymentMethodCreate, attached: AttachedMethod) -> None:
+        if attached.type != data.type:
+            raise Unprocessable(
+                f"The token is for a {attached.type} payment method, not a {data.type}.",
+                loc=("body", "type"),
+            )
+        if attached.exp_year is not None and attached.exp_month is not None:
+            today = utcnow().date()
+            if (attached.exp_year, attached.exp_month) < (today.year, today.month):
+                raise PaymentMethodRejected("The card has expired.", code="expired_card")
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        client_id: uuid.UUID,
+        data: PaymentMethodCreate,
+        attached: AttachedMethod,
+    ) -> PaymentMethod:
+        repo = PaymentMethodRepository(session, self.principal)
+        live = await repo.live_for_client(client_id)
+        if any(m.fingerprint == attached.fingerprint for m in live):
+            raise DuplicatePaymentMethod()
+        make_default = data.make_default or not any(m.is_default for m in live)
+        if make_default:
+            await repo.clear_default(client_id, except_id=None)
+        method = PaymentMethod(
+            tenant_id=self.principal.tenant_id,
+            client_id=client_id,
+            type=attached.type,
+            brand=attached.brand,
+            last4=attached.last4,
+            exp_month=attached.exp_month,
+            exp_year=attached.exp_year,
+            fingerprint=attached.fingerprint,
+            gateway_reference=attached.reference,
+            nickname=data.nickname,
+            is_default=make_default,
+        )
+        session.add(method)
+        await session.flush()
+        fee = await self._charge_fee_once(session, method)
+        record_event(
+            session,
+            tenant_id=method.tenant_id,
+            client_id=client_id,
+            type="payment_method.added",
+            subject_type="payment_method",
+            subject_id=method.id,
+            data={"brand": method.brand, "last4": method.last4, "fee": fee},
+        )
+        await session.flush()
+        return method
+
+    async def _charge_fee_once(self, session: AsyncSession, method: PaymentMethod) -> int:
+        seen = await session.execute(
+            select(PlatformFee.id).where(
+                PlatformFee.client_id == method.client_id,
+                PlatformFee.fingerprint == method.fingerprint,
+            )
+        )
+        if seen.first() is not None:
+            return 0
+        session.add(
+            PlatformFee(
+                tenant_id=method.tenant_id,
+                client_id=method.client_id,
+                payment_method_id=method.id,
+                fingerprint=method.fingerprint,
+                amount=PAYMENT_METHOD_FEE_AMOUNT,
+                currency=PAYMENT_METHOD_FEE_CURRENCY,
+            )
+        )
+        return PAYMENT_METHOD_FEE_AMOUNT
+
+
+async def update_payment_method(
+    session: AsyncSession, principal: Principal, method_id: uuid.UUID, data: PaymentMethodUpdate
+) -> PaymentMethod:
+    repo = PaymentMethodRepository(session, principal)
+    method = await repo.get_or_404(method_id, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    if "nickname" in changes:
+        method.nickname = changes["nickname"]
+    if changes.get("is_default") is True:
+        await repo.clear_default(method.client_id, except_id=method.id)
+        method.is_default = True
+    elif changes.get("is_default") is False:
+        method.is_default = False
+    await session.flush()
+    return method
+
+
+async def delete_payment_method(
+    session: AsyncSession, principal: Principal, method_id: uuid.UUID
+) -> None:
+    repo = PaymentMethodRepository(session, principal)
+    method = await repo.get_or_404(method_id, for_update=True)
+    for in_use in IN_USE_CHECKS:
+        if await in_use(session, method):
+            raise PaymentMethodInUse()
+    method.deleted_at = utcnow()
+    if method.is_default:
+        method.is_default = False
+        others = [m for m in await repo.live_for_client(method.client_id) if m.id != method.id]
+        if others:
+            others[0].is_default = True  # the newest one left
+    await session.flush()
+
+
+def _rejection_text(exc: GatewayMethodRejected) -> str:
+    if exc.code == "expired_card":
+        return "The card has expired."
+    if exc.code == "invalid_token":
+        return "The token is not valid: tokenize the card or account again."
+    return exc.message

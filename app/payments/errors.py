@@ -1,0 +1,76 @@
+"""Payment errors: declines are business outcomes (402), outages technical (503)."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.core.errors import AppError, Conflict, NotFound, Unprocessable
+from app.payment_methods.errors import GatewayUnavailableError
+
+
+class PaymentNotFound(NotFound):
+    default_detail = "No such payment."
+
+
+class PaymentDeclined(AppError):
+    status = 402
+    type_slug = "payment-declined"
+    title = "Payment declined"
+
+    def __init__(self, *, payment_id: uuid.UUID, code: str, message: str) -> None:
+        super().__init__(
+            f"The payment was declined: {message}",
+            extra={"payment_id": str(payment_id), "decline_code": code},
+        )
+
+
+class PaymentPending(GatewayUnavailableError):
+    """The gateway did not answer: the payment is kept `pending` and will be reconciled."""
+
+    def __init__(self, payment_id: uuid.UUID) -> None:
+        super().__init__(
+            "The payment gateway did not answer. The payment is pending and will be settled "
+            "automatically; it will never be charged twice. Check it with GET "
+            f"/api/v1/payments/{payment_id}.",
+            payment_id=str(payment_id),
+            payment_status="pending",
+        )
+
+
+class InvoiceNotPayable(Conflict):
+    type_slug = "invoice-not-payable"
+    title = "Invoice not payable"
+
+
+class PaymentInProgress(Conflict):
+    type_slug = "payment-in-progress"
+    title = "Payment in progress"
+    default_detail = (
+        "Another payment on this invoice is being processed; retry once it has settled."
+    )
+
+
+class AmountTooLarge(Unprocessable):
+    type_slug = "amount-too-large"
+    title = "Amount too large"
+
+
+class RefundNotAllowed(Conflict):
+    type_slug = "refund-not-allowed"
+    title = "Refund not allowed"
+
+
+class RefundDeclined(AppError):
+    status = 402
+    type_slug = "refund-declined"
+    title = "Refund declined"
+
+
+class RefundPending(GatewayUnavailableError):
+    def __init__(self, refund_id: uuid.UUID) -> None:
+        super().__init__(
+            "The payment gateway did not answer. The refund is pending and will be settled "
+            "automatically; it will never be refunded twice.",
+            refund_id=str(refund_id),
+            refund_status="pending",
+        )
