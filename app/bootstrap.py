@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker, transaction
 from app.core.principal import Principal
 from app.core.security import hash_password, password_problem
+from app.gateways.base import PaymentGateway
 from app.models import Client, ServiceCategory, Tenant, User
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo, on purpose
@@ -72,6 +73,7 @@ class DemoContext:
 
     session: AsyncSession
     settings: Settings
+    gateway: PaymentGateway
     tenant: Tenant
     staff: User
     clients: list[Client] = field(default_factory=list)
@@ -89,25 +91,38 @@ class DemoContext:
 
 
 DemoSeeder = Callable[[DemoContext], Awaitable[None]]
-# Each domain with demo data appends its seeder here (invoices, payments, tickets ...).
-DEMO_SEEDERS: list[DemoSeeder] = []
+
+
+def demo_seeders() -> list[DemoSeeder]:
+    """Each domain's demo data, in order (imported here: those modules import this one)."""
+    from app.payments.demo import seed_billing
+    from app.tickets.demo import seed_tickets
+
+    return [seed_billing, seed_tickets]
 
 
 async def seed_demo(
     settings: Settings, *, only_if_empty: bool
 ) -> list[tuple[str, str, str]] | None:
+    from app.gateways.registry import create_gateway
+    from app.main import gateway_settings
+
     engine = create_engine(settings)
+    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
     try:
         async with transaction(create_sessionmaker(engine)) as session:
             count = (await session.execute(select(func.count()).select_from(Tenant))).scalar_one()
             if only_if_empty and count:
                 return None
-            return await _seed(session, settings)
+            return await _seed(session, settings, gateway)
     finally:
+        await gateway.aclose()
         await engine.dispose()
 
 
-async def _seed(session: AsyncSession, settings: Settings) -> list[tuple[str, str, str]]:
+async def _seed(
+    session: AsyncSession, settings: Settings, gateway: PaymentGateway
+) -> list[tuple[str, str, str]]:
     suffix = (
         ""
         if not (await session.execute(select(User).limit(1))).scalar()
@@ -125,7 +140,9 @@ async def _seed(session: AsyncSession, settings: Settings) -> list[tuple[str, st
         password_hash=password_hash,
     )
     session.add(staff)
-    ctx = DemoContext(session=session, settings=settings, tenant=tenant, staff=staff)
+    ctx = DemoContext(
+        session=session, settings=settings, gateway=gateway, tenant=tenant, staff=staff
+    )
     ctx.logins.append(("staff", staff.email, DEMO_PASSWORD))
     for name in ("Hosting", "Help desk", "Network monitoring", "Backup"):
         category = ServiceCategory(tenant_id=tenant.id, name=name)
@@ -152,6 +169,6 @@ async def _seed(session: AsyncSession, settings: Settings) -> list[tuple[str, st
         ctx.contacts[client.id] = user
         ctx.logins.append(("client", user.email, DEMO_PASSWORD))
     await session.flush()
-    for seeder in DEMO_SEEDERS:
+    for seeder in demo_seeders():
         await seeder(ctx)
     return ctx.logins

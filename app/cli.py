@@ -8,12 +8,17 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 
 from app.core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.payments.reconcile import ReconcileReport
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,6 +98,73 @@ def _cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run_scheduler(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    return asyncio.run(_run_scheduler(settings, once=args.once, interval=args.interval))
+
+
+async def _run_scheduler(settings: Settings, *, once: bool, interval: float | None) -> int:
+    import signal
+
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.logging import configure_logging
+    from app.gateways.registry import create_gateway
+    from app.main import gateway_settings
+    from app.scheduler.runner import PaymentRunner, run_forever
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    engine = create_engine(settings)
+    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    runner = PaymentRunner(create_sessionmaker(engine), gateway, settings)
+    try:
+        if once:
+            report = await runner.run_once()
+            print(
+                f"claimed {report.claimed}: {report.succeeded} succeeded, "
+                f"{report.failed} failed, {report.retrying} to retry, {report.canceled} canceled, "
+                f"{report.pending} pending, {report.deferred} deferred; "
+                f"{report.reconciled} reconciled"
+            )
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print("scheduler running; SIGTERM or Ctrl-C stops it after the current run", flush=True)
+        await run_forever(runner, stop, interval or settings.scheduler_interval_seconds)
+        print("scheduler stopped", flush=True)
+        return 0
+    finally:
+        await gateway.aclose()
+        await engine.dispose()
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    report = asyncio.run(_reconcile(get_settings(), older_than=args.older_than))
+    print(
+        f"payments: {report.payments_settled} settled of {report.payments_checked} pending; "
+        f"refunds: {report.refunds_settled} settled of {report.refunds_checked} pending"
+    )
+    return 0
+
+
+async def _reconcile(settings: Settings, *, older_than: float) -> ReconcileReport:
+    from app.core.db import create_engine, create_sessionmaker
+    from app.gateways.registry import create_gateway
+    from app.main import gateway_settings
+    from app.payments.reconcile import reconcile
+
+    engine = create_engine(settings)
+    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    try:
+        return await reconcile(
+            create_sessionmaker(engine), gateway, older_than=timedelta(seconds=older_than)
+        )
+    finally:
+        await gateway.aclose()
+        await engine.dispose()
+
+
 def _cmd_export_openapi(args: argparse.Namespace) -> int:
     from app.main import create_app
 
@@ -128,6 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--if-empty", action="store_true", help="do nothing when a tenant exists already"
     )
     seed.set_defaults(func=_cmd_seed_demo)
+
+    scheduler = sub.add_parser(
+        "run-scheduler", help="process due scheduled payments (safe to run several at once)"
+    )
+    scheduler.add_argument("--once", action="store_true", help="one run, then exit")
+    scheduler.add_argument(
+        "--interval", type=float, default=None, help="seconds between runs (default: setting)"
+    )
+    scheduler.set_defaults(func=_cmd_run_scheduler)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="settle payments and refunds the gateway left pending"
+    )
+    reconcile.add_argument(
+        "--older-than",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="only those pending at least this long (default 60)",
+    )
+    reconcile.set_defaults(func=_cmd_reconcile)
 
     export = sub.add_parser("export-openapi", help="write openapi/openapi.json")
     export.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))

@@ -12,6 +12,8 @@ from sqlalchemy import text
 
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
+from app.autopay import hooks as autopay_hooks
+from app.autopay.router import router as autopay_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers, problem_response
@@ -23,7 +25,9 @@ from app.gateways.registry import create_gateway
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
 from app.payments.router import router as payments_router
+from app.scheduled_payments.router import router as scheduled_payments_router
 from app.tenancy.router import router as tenancy_router
+from app.tickets.router import router as tickets_router
 
 API_PREFIX = "/api/v1"
 API_ROUTERS: list[APIRouter] = [
@@ -32,6 +36,9 @@ API_ROUTERS: list[APIRouter] = [
     payment_methods_router,
     invoices_router,
     payments_router,
+    autopay_router,
+    scheduled_payments_router,
+    tickets_router,
 ]
 
 
@@ -56,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Billing portal API",
         version="1.0.0",
+        summary="Invoices, payments, AutoPay and service tickets for an MSP's clients.",
         lifespan=lifespan,
         generate_unique_id_function=_unique_operation_id,
         openapi_url="/openapi.json",
@@ -73,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.idempotency = IdempotencyStore(app.state.sessionmaker, settings)
     app.state.gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
 
+    autopay_hooks.install()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
@@ -89,7 +98,7 @@ def gateway_settings(settings: Settings) -> GatewaySettings:
         stripe_api_base=settings.stripe_api_base,
         timeout_seconds=settings.gateway_timeout_seconds,
         fake_latency_seconds=settings.fake_gateway_latency_seconds,
-        fake_ledger_path=settings.fake_gateway_ledger,
+        fake_ledger_path=settings.fake_gateway_ledger_path,
     )
 
 

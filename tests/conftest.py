@@ -9,6 +9,7 @@ separate connections — so the tables are emptied instead.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cli import alembic_config
 from app.core.config import Settings
+from app.core.db import create_engine
 from app.main import create_app
 from app.models import Base
 from tests.factories import Factory
@@ -65,9 +67,19 @@ def settings(database_url: str, data_dir: Path) -> Settings:
 def migrated(settings: Settings) -> None:
     config = alembic_config(settings)
     if not settings.is_sqlite:
-        # A database left over from an interrupted run: start from nothing.
-        command.downgrade(config, "base")
+        # Whatever an earlier run left in this database, start from nothing.
+        asyncio.run(_reset_postgres_schema(settings))
     command.upgrade(config, "head")
+
+
+async def _reset_postgres_schema(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
 
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
     scheduler_batch_size: int = Field(default=50, ge=1, le=1000)
+    scheduler_concurrency: int = Field(default=8, ge=1, le=100)
     scheduler_lease_seconds: int = Field(default=300, ge=10)
     scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     pending_reconcile_after_seconds: int = Field(default=60, ge=0)
@@ -80,6 +81,17 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
+
+    @property
+    def fake_gateway_ledger_path(self) -> str | None:
+        """Where the fake gateway keeps its charges. In development a file beside the
+        database, so the demo's charges survive restarts and the CLI and the server agree
+        on them; in tests, memory, unless a test names a file."""
+        if self.fake_gateway_ledger:
+            return self.fake_gateway_ledger
+        if self.env == "development":
+            return str(self.data_dir / "fake-gateway.db")
+        return None
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("billing_portal.errors")
 
@@ -174,6 +175,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: list[str] = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
@@ -210,9 +223,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
-            exc.status_code, detail=detail, request=request, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router names only the first route that matched the path; GET and POST on
+            # one path are two routes, and Allow must list every method the path supports.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return problem_response(exc.status_code, detail=detail, request=request, headers=headers)
 
     async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
         # A unique or foreign-key race that the service's own checks could not see coming.
@@ -237,11 +255,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
+        # This answer is sent from outside the request-id middleware, so it adds the header
+        # itself: the one error whose id the caller most needs to quote.
+        request_id = getattr(request.state, "request_id", None)
         return problem_response(
             500,
             detail="An unexpected error occurred. Quote the request id when reporting it.",
             type_slug="internal-error",
             request=request,
+            headers={"X-Request-ID": request_id} if request_id else None,
         )
 
     app.add_exception_handler(AppError, app_error)

@@ -5,8 +5,10 @@ request is still running it is 409.
 Records are scoped to the caller, kept at least `idempotency_ttl_seconds` (24 h), and
 written in transactions of their own, committed before the operation starts, so a second
 request sees the first one in flight. Responses with a status below 500 are stored
-(declines included); a 5xx or a crash forgets the key so the client may retry — safe,
-because the money operations themselves resume by the same key rather than start anew.
+(declines included); a 5xx, a crash or a "retry later" answer (`RetryLater`) releases the
+key instead, so the client may retry the same request at once — safe, because the money
+operations themselves resume by the same key rather than start anew. A released key still
+remembers its request: another request with it remains a 422.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class IdempotencyKeyReused(Unprocessable):
             "Use a new key for a new request.",
             loc=("header", "Idempotency-Key"),
         )
+
+
+class RetryLater:
+    """Mixed into an error that means "not now" (another payment holds the invoice): it is
+    not kept as the key's answer, so the same request with the same key can be retried."""
 
 
 class IdempotentRequestInFlight(Conflict):
@@ -162,10 +169,12 @@ class IdempotencyStore:
                 record.response_status = status
                 record.response_body = body
 
-    async def forget(self, record_id: Any) -> None:
+    async def release(self, record_id: Any) -> None:
+        """No answer to keep: unlock the key for a retry, still bound to its request."""
         async with transaction(self.sessionmaker) as session:
-            stmt = delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
-            await session.execute(stmt)
+            record = await session.get(IdempotencyRecord, record_id)
+            if record is not None:
+                record.locked_until = utcnow()
 
     async def purge_expired(self) -> int:
         async with transaction(self.sessionmaker) as session:
@@ -199,8 +208,8 @@ async def run_idempotent(
     try:
         result = await operation()
     except AppError as exc:
-        if exc.status >= 500:
-            await store.forget(started.record_id)
+        if exc.status >= 500 or isinstance(exc, RetryLater):
+            await store.release(started.record_id)
             raise
         problem = problem_response(
             exc.status,
@@ -214,7 +223,7 @@ async def run_idempotent(
         problem.headers.update(exc.headers)
         return problem
     except BaseException:
-        await store.forget(started.record_id)
+        await store.release(started.record_id)
         raise
     if isinstance(result, Outcome):
         status_code, result = result.status, result.body

@@ -148,7 +148,8 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and "json" in headers.get("content-type", ""):
+        # Media types are case-insensitive: FastAPI parses `Application/JSON` as JSON too.
+        if body and "json" in headers.get("content-type", "").lower():
             try:
                 parsed = json.loads(body)
             except (ValueError, UnicodeDecodeError):

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, TypeDecorator, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -27,6 +27,7 @@ T = TypeVar("T")
 Row = TypeVar("Row")
 
 DEFAULT_LIMIT = 50
+_BAD_CURSOR = "The cursor is not valid: pass back `next_cursor` exactly as it was returned."
 MAX_LIMIT = 200
 
 
@@ -92,10 +93,23 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
             raise ValueError("wrong width")
         return [_decode_value(v) for v in raw]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Unprocessable(
-            "The cursor is not valid: pass back `next_cursor` exactly as it was returned.",
-            loc=("query", "cursor"),
-        ) from exc
+        raise Unprocessable(_BAD_CURSOR, loc=("query", "cursor")) from exc
+
+
+def _fits(value: Any, column: InstrumentedAttribute[Any]) -> bool:
+    """A decoded cursor value is of the type its column holds (a forged cursor is not)."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    try:
+        expected = type_.python_type
+    except NotImplementedError:
+        return True
+    if expected is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    if expected is date:
+        return isinstance(value, date) and not isinstance(value, datetime)
+    return isinstance(value, expected)
 
 
 async def paginate(
@@ -107,7 +121,11 @@ async def paginate(
     """One page of `stmt` ordered by `order_by` (descending), and the next cursor."""
     if params.cursor:
         after = decode_cursor(params.cursor, len(order_by))
-        stmt = stmt.where(tuple_(*order_by) < tuple_(*after))
+        if not all(_fits(value, col) for value, col in zip(after, order_by, strict=True)):
+            raise Unprocessable(_BAD_CURSOR, loc=("query", "cursor"))
+        # Bind through the columns' own types (UTC datetimes, UUIDs), as the rows were stored.
+        types = [col.type for col in order_by]
+        stmt = stmt.where(tuple_(*order_by) < tuple_(*after, types=types))
     stmt = stmt.order_by(*(col.desc() for col in order_by)).limit(params.limit + 1)
     rows = list((await session.execute(stmt)).scalars().all())
     if len(rows) <= params.limit:

@@ -17,6 +17,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 
 JWT_ALGORITHM = "HS256"
+CLOCK_SKEW_SECONDS = 30
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
 
 # OWASP's argon2id baseline is m=19 MiB, t=2, p=1; we spend a little more memory.
@@ -143,11 +144,25 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
             algorithms=[JWT_ALGORITHM],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require_exp": True, "require_iat": True, "require_sub": True},
+            # python-jose skips the audience check when the claim is absent: require it.
+            # No require_exp: jose turns it into its own wall-clock check. A missing exp
+            # fails below (KeyError), like any other malformed token.
+            options={
+                "require_iat": True,
+                "require_sub": True,
+                "require_aud": True,
+                "require_iss": True,
+                # Time is checked below against the service's clock (app.core.clock), the
+                # one source of "now" that tests can move; jose would use the wall clock.
+                "verify_exp": False,
+                "verify_nbf": False,
+            },
         )
-        # python-jose checks exp against the wall clock; check it against ours too.
-        if int(claims["exp"]) <= int(utcnow().timestamp()):
+        now = int(utcnow().timestamp())
+        if "exp" not in claims or int(claims["exp"]) <= now:
             raise InvalidToken("expired")
+        if int(claims.get("nbf", claims["iat"])) > now + CLOCK_SKEW_SECONDS:
+            raise InvalidToken("not valid yet")
         if claims.get("typ") != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
         return AccessClaims(

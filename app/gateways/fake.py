@@ -34,6 +34,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass
 from functools import partial
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, get_args
 
@@ -195,6 +196,9 @@ class _Ledger:
 
     def _connect(self) -> sqlite3.Connection:
         assert self.path is not None
+        if not self._schema_ready:
+            # A fresh data directory: the ledger is its first file.
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
         if not self._schema_ready:
             conn.executescript(_SCHEMA)

@@ -13,10 +13,14 @@ from app.models.billing import (
     Refund,
 )
 from app.models.events import Event
+from app.models.scheduling import AutopayCategory, AutopaySetting, ScheduledPayment
 from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, User
+from app.models.tickets import Ticket, TicketUpdate
 
 __all__ = [
     "ApiKey",
+    "AutopayCategory",
+    "AutopaySetting",
     "Base",
     "Client",
     "Event",
@@ -30,7 +34,10 @@ __all__ = [
     "PlatformFee",
     "RefreshToken",
     "Refund",
+    "ScheduledPayment",
     "ServiceCategory",
     "Tenant",
+    "Ticket",
+    "TicketUpdate",
     "User",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
+from app.core.idempotency import RetryLater
 from app.payment_methods.errors import GatewayUnavailableError
 
 
@@ -42,7 +43,7 @@ class InvoiceNotPayable(Conflict):
     title = "Invoice not payable"
 
 
-class PaymentInProgress(Conflict):
+class PaymentInProgress(RetryLater, Conflict):
     type_slug = "payment-in-progress"
     title = "Payment in progress"
     default_detail = (

@@ -1,0 +1,90 @@
+"""Service tickets: a client's request for help, its timeline of updates and, once closed,
+its resolution (the client's service history)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.clock import utcnow
+from app.models.base import Base, CreatedAtMixin, IdMixin
+from app.models.tenancy import User
+
+TICKET_STATUSES = ("open", "in_progress", "waiting_on_client", "closed")
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Ticket(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", TICKET_STATUSES), name="status"),
+        CheckConstraint(_one_of("priority", TICKET_PRIORITIES), name="priority"),
+        # A closed ticket always carries its closing time and resolution; an open one neither.
+        CheckConstraint(
+            "(status = 'closed' AND closed_at IS NOT NULL AND resolution_notes IS NOT NULL)"
+            " OR (status <> 'closed' AND closed_at IS NULL)",
+            name="closed_fields",
+        ),
+        UniqueConstraint("tenant_id", "number"),
+        # Explicit names: the convention names an index after its first column only.
+        Index("ix_tickets_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_tickets_tenant_client_created", "tenant_id", "client_id", "created_at", "id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # Per tenant, from tenants.next_ticket_number: what people quote on the phone.
+    number: Mapped[int]
+    subject: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    status: Mapped[str] = mapped_column(String(32), default="open")
+    # Deliberately no foreign key: the invoices table belongs to another domain and lands in
+    # its own migration; the service checks that the invoice is the client's own when the
+    # Invoice model is there to ask.
+    invoice_id: Mapped[uuid.UUID | None]
+    opened_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolution_notes: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    closed_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    opened_by: Mapped[User | None] = relationship(foreign_keys=[opened_by_id], lazy="raise")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="raise")
+    closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id], lazy="raise")
+    updates: Mapped[list[TicketUpdate]] = relationship(
+        back_populates="ticket",
+        lazy="raise",
+        order_by=lambda: [TicketUpdate.created_at, TicketUpdate.id],
+        passive_deletes=True,
+    )
+
+
+class TicketUpdate(IdMixin, CreatedAtMixin, Base):
+    """One entry of a ticket's timeline, written by a client contact or a staff member."""
+
+    __tablename__ = "ticket_updates"
+    __table_args__ = (Index(None, "ticket_id", "created_at", "id"),)
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # SET NULL keeps the timeline when an account is removed; the API shows no author then.
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="updates", lazy="raise")
+    author: Mapped[User | None] = relationship(lazy="raise")

@@ -1,0 +1,135 @@
+"""Payments scheduled for a later date, by the client or by AutoPay."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.auth.dependencies import ClientDep, PersonDep
+from app.core.db import transaction
+from app.core.deps import PageDep, SessionDep, SessionmakerDep
+from app.core.errors import problem_responses
+from app.core.etag import IfMatchHeader, etag_for
+from app.core.idempotency import IdempotencyKeyDep, run_idempotent
+from app.core.pagination import Page
+from app.scheduled_payments.repository import ScheduledPaymentRepository
+from app.scheduled_payments.schemas import (
+    ScheduledPaymentCreate,
+    ScheduledPaymentOut,
+    ScheduledPaymentUpdate,
+    ScheduledStatus,
+)
+from app.scheduled_payments.service import (
+    cancel_scheduled_payment,
+    create_scheduled_payment,
+    update_scheduled_payment,
+)
+
+router = APIRouter(tags=["scheduled-payments"])
+
+
+@router.get(
+    "/scheduled-payments",
+    operation_id="listScheduledPayments",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_scheduled_payments(
+    principal: PersonDep,
+    session: SessionDep,
+    page: PageDep,
+    status_filter: Annotated[ScheduledStatus | None, Query(alias="status")] = None,
+    invoice_id: uuid.UUID | None = None,
+    client_id: Annotated[uuid.UUID | None, Query(description="Staff: one client's.")] = None,
+) -> Page[ScheduledPaymentOut]:
+    """Scheduled payments, newest first."""
+    items, cursor = await ScheduledPaymentRepository(session, principal).page(
+        page,
+        client_id=principal.client_scope(client_id),
+        status=status_filter,
+        invoice_id=invoice_id,
+    )
+    return Page(items=[ScheduledPaymentOut.model_validate(p) for p in items], next_cursor=cursor)
+
+
+@router.post(
+    "/scheduled-payments",
+    operation_id="createScheduledPayment",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ScheduledPaymentOut,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create(
+    request: Request,
+    body: ScheduledPaymentCreate,
+    principal: ClientDep,
+    sessionmaker: SessionmakerDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Schedule a payment of an open invoice for a later date."""
+
+    async def run() -> ScheduledPaymentOut:
+        async with transaction(sessionmaker) as session:
+            payment = await create_scheduled_payment(session, principal, body)
+            return ScheduledPaymentOut.model_validate(payment)
+
+    response = await run_idempotent(
+        request,
+        actor=principal.actor_key,
+        key=idempotency_key,
+        status_code=status.HTTP_201_CREATED,
+        operation=run,
+    )
+    if response.status_code == status.HTTP_201_CREATED:
+        response.headers["ETag"] = etag_for(1)
+    return response
+
+
+@router.get(
+    "/scheduled-payments/{scheduled_payment_id}",
+    operation_id="getScheduledPayment",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_scheduled_payment(
+    scheduled_payment_id: uuid.UUID, principal: PersonDep, session: SessionDep, response: Response
+) -> ScheduledPaymentOut:
+    """One scheduled payment, with its ETag."""
+    payment = await ScheduledPaymentRepository(session, principal).get_or_404(scheduled_payment_id)
+    response.headers["ETag"] = etag_for(payment.version)
+    return ScheduledPaymentOut.model_validate(payment)
+
+
+@router.patch(
+    "/scheduled-payments/{scheduled_payment_id}",
+    operation_id="updateScheduledPayment",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def update(
+    scheduled_payment_id: uuid.UUID,
+    body: ScheduledPaymentUpdate,
+    principal: ClientDep,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> ScheduledPaymentOut:
+    """Move a scheduled payment to another date and/or change its amount."""
+    payment = await update_scheduled_payment(
+        session, principal, scheduled_payment_id, body, if_match=if_match
+    )
+    response.headers["ETag"] = etag_for(payment.version)
+    return ScheduledPaymentOut.model_validate(payment)
+
+
+@router.post(
+    "/scheduled-payments/{scheduled_payment_id}/cancel",
+    operation_id="cancelScheduledPayment",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel(
+    scheduled_payment_id: uuid.UUID, principal: ClientDep, session: SessionDep, response: Response
+) -> ScheduledPaymentOut:
+    """Cancel a scheduled payment that has not started."""
+    payment = await cancel_scheduled_payment(session, principal, scheduled_payment_id)
+    response.headers["ETag"] = etag_for(payment.version)
+    return ScheduledPaymentOut.model_validate(payment)

@@ -1,0 +1,1 @@
+"""Service tickets: clients ask for help, staff work and close them (the service history)."""
