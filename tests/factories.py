@@ -131,3 +131,100 @@ class Factory:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+# --- Helpers for the foundation tests (module-level, so the Factory class stays as it is) ---
+
+
+async def api_key_for(factory: Factory, tenant: Tenant, name: str = "PSA sync") -> tuple[Any, str]:
+    """An integration key written straight to the database: (the ApiKey row, its secret)."""
+    from app.core.security import new_api_key, sha256_hex
+    from app.models import ApiKey
+
+    prefix, secret = new_api_key()
+    key = ApiKey(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=sha256_hex(secret))
+    await factory.add(key)
+    return key, secret
+
+
+async def fetch(factory: Factory, model: Any, id_: uuid.UUID) -> Any:
+    """A fresh copy of one row (None when it is gone)."""
+    async with factory.sessionmaker() as session:
+        return await session.get(model, id_)
+
+
+async def count_rows(factory: Factory, model: Any, *where: Any) -> int:
+    from sqlalchemy import func, select
+
+    async with factory.sessionmaker() as session:
+        stmt = select(func.count()).select_from(model).where(*where)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def update_row(factory: Factory, model: Any, id_: uuid.UUID, **values: Any) -> None:
+    from sqlalchemy import update
+
+    async with factory.sessionmaker() as session, session.begin():
+        await session.execute(update(model).where(model.id == id_).values(**values))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[str, Any]:
+    """The response is RFC 9457 problem+json with this status (and problem type)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["title"], str), body
+    assert body["title"], body
+    assert isinstance(body["detail"], str), body
+    assert body["detail"], body
+    assert body["type"].startswith("https://"), body
+    if slug is not None:
+        assert body["type"].endswith("/" + slug), body
+    if status == 422:
+        assert isinstance(body["errors"], list), body
+        assert body["errors"], body
+        for error in body["errors"]:
+            assert isinstance(error["loc"], list), error
+            assert isinstance(error["msg"], str), error
+    assert "Traceback" not in response.text
+    return body
+
+
+def authenticated_operations(app: Any) -> list[tuple[str, str, str]]:
+    """(method, path, operation_id) of every operation that needs a token (or an API key).
+
+    Read from the OpenAPI document: an operation that resolves the caller depends on the
+    bearer scheme, so it lists a `security` requirement there.
+    """
+    return [
+        (method.upper(), path, str(operation["operationId"]))
+        for path, item in app.openapi()["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and operation.get("security")
+    ]
+
+
+def fill_path(path: str) -> str:
+    """A concrete URL for a route path, each parameter a fresh UUID."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
+
+
+async def stored_anywhere(factory: Factory, text: str) -> list[str]:
+    """Every `table.column` of every table whose value contains `text` (to prove it is not kept)."""
+    from sqlalchemy import select
+
+    from app.models import Base
+
+    found: list[str] = []
+    async with factory.sessionmaker() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).mappings():
+                found.extend(f"{table.name}.{k}" for k, v in row.items() if text in str(v))
+    return found

@@ -23,6 +23,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Unprocessable
+from app.core.idempotency import IdempotencyStore
 from app.gateways.base import PaymentGateway
 from app.invoices.errors import InvoiceNotFound
 from app.models import Invoice, Payment, ScheduledPayment
@@ -55,6 +56,7 @@ class RunReport:
     pending: int = 0
     deferred: int = 0
     reconciled: int = 0
+    purged_idempotency_keys: int = 0
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -82,6 +84,10 @@ class PaymentRunner:
             older_than=timedelta(seconds=self.settings.pending_reconcile_after_seconds),
         )
         report.reconciled = settled.payments_settled + settled.refunds_settled
+        # Housekeeping rides along: keys past their 24 hours are no use to anyone.
+        report.purged_idempotency_keys = await IdempotencyStore(
+            self.sessionmaker, self.settings
+        ).purge_expired()
         limit = asyncio.Semaphore(self.settings.scheduler_concurrency)
 
         async def bounded(claim: Claim) -> str:
