@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cli import alembic_config
@@ -99,17 +99,18 @@ def sessionmaker(app: object) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture(autouse=True)
 async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty every table after the test, and reset the fake gateway.
+
+    DELETE in one transaction, children first, rather than TRUNCATE: on PostgreSQL a
+    TRUNCATE of every table costs 0.2-0.6 s of file work per test; deleting the few rows a
+    test leaves costs milliseconds."""
     yield
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     async with application.state.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(delete(table))
     for reset in getattr(application.state, "test_resets", []):
         reset()
 

@@ -22,6 +22,11 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Digits, optionally grouped by single spaces or dashes as people type card numbers.
 _CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# Ids are UUIDs, whose dash-separated groups join into a Luhn-valid run of digits about once
+# in 400: a UUID is never a card number (no group of one is long enough to be one).
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])"
+)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -37,7 +42,7 @@ def luhn_valid(digits: str) -> bool:
 
 
 def contains_card_number(text: str) -> bool:
-    for match in _CARD_CANDIDATE.finditer(text):
+    for match in _CARD_CANDIDATE.finditer(_UUID.sub(" ", text)):
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             return True

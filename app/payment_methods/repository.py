@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select, update
 
 from app.core.pagination import PageParams, paginate
 from app.core.repository import Repository
-from app.models import PaymentMethod, PlatformFee
+from app.models import Client, PaymentMethod, PlatformFee
 from app.payment_methods.errors import PaymentMethodNotFound
 
 
@@ -29,6 +29,16 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
         return await paginate(
             self.session, stmt, params, [PaymentMethod.created_at, PaymentMethod.id]
         )
+
+    async def lock_client(self, client_id: uuid.UUID) -> None:
+        """Take the client's row lock: changes to one client's methods (which is the
+        default) then run one at a time, and two at once cannot both make a default."""
+        stmt = (
+            select(Client.id)
+            .where(Client.id == client_id, Client.tenant_id == self.principal.tenant_id)
+            .with_for_update()
+        )
+        await self.session.execute(stmt)
 
     async def live_for_client(self, client_id: uuid.UUID) -> list[PaymentMethod]:
         stmt = (

@@ -112,6 +112,7 @@ class PaymentMethodService:
         attached: AttachedMethod,
     ) -> PaymentMethod:
         repo = PaymentMethodRepository(session, self.principal)
+        await repo.lock_client(client_id)
         live = await repo.live_for_client(client_id)
         if any(m.fingerprint == attached.fingerprint for m in live):
             raise DuplicatePaymentMethod()
@@ -172,6 +173,7 @@ async def update_payment_method(
     session: AsyncSession, principal: Principal, method_id: uuid.UUID, data: PaymentMethodUpdate
 ) -> PaymentMethod:
     repo = PaymentMethodRepository(session, principal)
+    await _lock_callers_client(repo, principal)
     method = await repo.get_or_404(method_id, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     if "nickname" in changes:
@@ -189,6 +191,7 @@ async def delete_payment_method(
     session: AsyncSession, principal: Principal, method_id: uuid.UUID
 ) -> None:
     repo = PaymentMethodRepository(session, principal)
+    await _lock_callers_client(repo, principal)
     method = await repo.get_or_404(method_id, for_update=True)
     for in_use in IN_USE_CHECKS:
         if await in_use(session, method):
@@ -200,6 +203,12 @@ async def delete_payment_method(
         if others:
             others[0].is_default = True  # the newest one left
     await session.flush()
+
+
+async def _lock_callers_client(repo: PaymentMethodRepository, principal: Principal) -> None:
+    # The client's lock before any method's, in the same order as adding takes them.
+    if principal.client_id is not None:
+        await repo.lock_client(principal.client_id)
 
 
 def _rejection_text(exc: GatewayMethodRejected) -> str:

@@ -27,6 +27,7 @@ from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Unprocessable
 from app.core.events import record_event
+from app.core.idempotency import IdempotencyKeyReused
 from app.gateways.base import Charge, GatewayDeclined, GatewayError, PaymentGateway
 from app.invoices.errors import InvoiceNotFound
 from app.models import Client, Invoice, Payment, PaymentAllocation, PaymentMethod
@@ -65,7 +66,11 @@ class PaymentProcessor:
             if request.request_key is not None:
                 existing = await _payment_by_request_key(session, request.request_key)
                 if existing is not None:
-                    return existing  # a retry of a request that got this far: resume it
+                    # A retry of a request that got this far: resume it. A key reused for
+                    # another request (its idempotency record expired) must not find it.
+                    if not _same_request(existing, request):
+                        raise IdempotencyKeyReused()
+                    return existing
             return await reserve_in(session, request)
 
     async def settle(self, payment_id: uuid.UUID) -> Payment:
@@ -255,6 +260,14 @@ async def _release(session: AsyncSession, payment: Payment) -> None:
 async def _payment_by_request_key(session: AsyncSession, key: str) -> Payment | None:
     stmt = select(Payment).where(Payment.request_key == key)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _same_request(payment: Payment, request: PaymentRequest) -> bool:
+    return (
+        payment.invoice_id == request.invoice_id
+        and payment.payment_method_id == request.payment_method_id
+        and request.amount in (None, payment.amount)
+    )
 
 
 async def _locked_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.events import record_event
+from app.core.idempotency import IdempotencyKeyReused
 from app.core.principal import Principal
 from app.gateways.base import GatewayDeclined, GatewayError, PaymentGateway
 from app.gateways.base import Refund as GatewayRefund
@@ -43,6 +44,10 @@ class RefundProcessor:
                 stmt = select(Refund).where(Refund.request_key == request_key)
                 existing = (await session.execute(stmt)).scalar_one_or_none()
                 if existing is not None:
+                    # A retry resumes its refund; a key reused for another (its idempotency
+                    # record expired) must not find it.
+                    if existing.payment_id != payment_id or amount not in (None, existing.amount):
+                        raise IdempotencyKeyReused()
                     return existing
             payment = (
                 await session.execute(
