@@ -165,7 +165,12 @@ async def _follow(
             continue
         payment.amount = amount
         payment.scheduled_for = day
-        payment.next_attempt_at = start_of_day(day, timezone)
+        start = start_of_day(day, timezone)
+        # A payment waiting for a retry keeps its retry time: changing the setting must not
+        # pull the next attempt ahead of the retry schedule.
+        payment.next_attempt_at = (
+            start if payment.attempts == 0 else max(payment.next_attempt_at, start)
+        )
         payment.payment_method_id = setting.payment_method_id
         payment.version += 1
         payment.updated_at = utcnow()

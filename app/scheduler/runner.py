@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -94,8 +94,9 @@ class PaymentRunner:
             async with limit:
                 return await self.process(claim)
 
+        started = utcnow()
         while True:
-            claims = await self.claim(self.settings.scheduler_batch_size)
+            claims = await self.claim(self.settings.scheduler_batch_size, recover_before=started)
             if not claims:
                 break
             report.claimed += len(claims)
@@ -103,8 +104,13 @@ class PaymentRunner:
                 report.count(outcome)
         return report
 
-    async def claim(self, limit: int) -> list[Claim]:
-        """Take up to `limit` due rows (and rows whose runner died) for this runner."""
+    async def claim(self, limit: int, *, recover_before: datetime | None = None) -> list[Claim]:
+        """Take up to `limit` due rows (and rows whose runner died) for this runner.
+
+        `recover_before`: take back only abandoned rows last touched before then (the run's
+        start), so an attempt this run left pending waits for the next run instead of being
+        taken again at once, and again, while the gateway is down.
+        """
         now = utcnow()
         due = (
             select(ScheduledPayment.id)
@@ -121,11 +127,18 @@ class PaymentRunner:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if recover_before is not None:
+            abandoned = abandoned.where(ScheduledPayment.updated_at < recover_before)
         async with transaction(self.sessionmaker) as session:
+            # The ids first, in statements of their own: as a subquery of the UPDATE,
+            # PostgreSQL may run `... LIMIT n FOR UPDATE SKIP LOCKED` again for each row it
+            # updates, each time past the rows already taken, and so claim everything due.
+            due_ids = list((await session.execute(due)).scalars())
+            abandoned_ids = list((await session.execute(abandoned)).scalars())
             fresh = await session.execute(
                 update(ScheduledPayment)
                 # Repeating the guard keeps the update safe where FOR UPDATE is a no-op.
-                .where(ScheduledPayment.id.in_(due), ScheduledPayment.status == "scheduled")
+                .where(ScheduledPayment.id.in_(due_ids), ScheduledPayment.status == "scheduled")
                 .values(
                     status="processing",
                     attempts=ScheduledPayment.attempts + 1,
@@ -140,7 +153,7 @@ class PaymentRunner:
             recovered = await session.execute(
                 update(ScheduledPayment)
                 .where(
-                    ScheduledPayment.id.in_(abandoned),
+                    ScheduledPayment.id.in_(abandoned_ids),
                     ScheduledPayment.status == "processing",
                     ScheduledPayment.lease_expires_at <= now,
                 )
@@ -160,60 +173,69 @@ class PaymentRunner:
         return await self._record(claim, payment)
 
     async def _reserve(self, claim: Claim) -> uuid.UUID:
-        request_key = f"scheduled:{claim.id}:{claim.attempt}"
+        # An attempt that ends without a payment (canceled, deferred, failed) must commit
+        # what it recorded: catch its outcome inside the transaction, raise it after.
+        finished: _Finished | None = None
         async with transaction(self.sessionmaker) as session:
-            # Lock order is invoice, then scheduled payment, as everywhere else (voiding an
-            # invoice cancels its scheduled payments): the other order could deadlock.
-            invoice_id = await session.scalar(
-                select(ScheduledPayment.invoice_id).where(ScheduledPayment.id == claim.id)
-            )
-            await session.execute(
-                select(Invoice.id).where(Invoice.id == invoice_id).with_for_update()
-            )
-            scheduled = await _locked(session, claim)
-            existing = (
-                await session.execute(select(Payment).where(Payment.request_key == request_key))
-            ).scalar_one_or_none()
-            if existing is not None:
-                return existing.id  # this attempt got as far as the payment before: resume
-            invoice = await session.get(Invoice, scheduled.invoice_id)
-            assert invoice is not None
-            if invoice.status != "open":
-                reason = (
-                    "the invoice was paid" if invoice.status == "paid" else "the invoice was voided"
-                )
-                cancel(session, scheduled, reason)
-                raise _Finished("canceled")
-            amount = run_time_amount(scheduled.amount, invoice.balance, invoice.amount_reserved)
-            if amount <= 0:
-                self._defer(session, scheduled)
-                raise _Finished("deferred")
             try:
-                payment = await reserve_in(
-                    session,
-                    PaymentRequest(
-                        tenant_id=scheduled.tenant_id,
-                        client_id=scheduled.client_id,
-                        invoice_id=scheduled.invoice_id,
-                        payment_method_id=scheduled.payment_method_id,
-                        amount=amount,
-                        origin="scheduled",
-                        request_key=request_key,
-                        scheduled_payment_id=scheduled.id,
-                        gateway_key=f"scheduled_{scheduled.id}_{claim.attempt}",
-                    ),
-                )
-            except (InvoiceNotPayable, InvoiceNotFound) as exc:
-                cancel(session, scheduled, exc.detail)
-                raise _Finished("canceled") from exc
-            except PaymentInProgress:
-                self._defer(session, scheduled)
-                raise _Finished("deferred") from None
-            except Unprocessable as exc:  # the payment method is gone
-                _fail(session, scheduled, code="payment_method_unavailable", reason=exc.detail)
-                raise _Finished("failed") from exc
-            scheduled.last_payment_id = payment.id
-            return payment.id
+                return await self._reserve_in(session, claim)
+            except _Finished as outcome:
+                finished = outcome
+        assert finished is not None
+        raise finished
+
+    async def _reserve_in(self, session: AsyncSession, claim: Claim) -> uuid.UUID:
+        request_key = f"scheduled:{claim.id}:{claim.attempt}"
+        # Lock order is invoice, then scheduled payment, as everywhere else (voiding an
+        # invoice cancels its scheduled payments): the other order could deadlock.
+        invoice_id = await session.scalar(
+            select(ScheduledPayment.invoice_id).where(ScheduledPayment.id == claim.id)
+        )
+        await session.execute(select(Invoice.id).where(Invoice.id == invoice_id).with_for_update())
+        scheduled = await _locked(session, claim)
+        existing = (
+            await session.execute(select(Payment).where(Payment.request_key == request_key))
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing.id  # this attempt got as far as the payment before: resume
+        invoice = await session.get(Invoice, scheduled.invoice_id)
+        assert invoice is not None
+        if invoice.status != "open":
+            reason = (
+                "the invoice was paid" if invoice.status == "paid" else "the invoice was voided"
+            )
+            cancel(session, scheduled, reason)
+            raise _Finished("canceled")
+        amount = run_time_amount(scheduled.amount, invoice.balance, invoice.amount_reserved)
+        if amount <= 0:
+            self._defer(session, scheduled)
+            raise _Finished("deferred")
+        try:
+            payment = await reserve_in(
+                session,
+                PaymentRequest(
+                    tenant_id=scheduled.tenant_id,
+                    client_id=scheduled.client_id,
+                    invoice_id=scheduled.invoice_id,
+                    payment_method_id=scheduled.payment_method_id,
+                    amount=amount,
+                    origin="scheduled",
+                    request_key=request_key,
+                    scheduled_payment_id=scheduled.id,
+                    gateway_key=f"scheduled_{scheduled.id}_{claim.attempt}",
+                ),
+            )
+        except (InvoiceNotPayable, InvoiceNotFound) as exc:
+            cancel(session, scheduled, exc.detail)
+            raise _Finished("canceled") from exc
+        except PaymentInProgress:
+            self._defer(session, scheduled)
+            raise _Finished("deferred") from None
+        except Unprocessable as exc:  # the payment method is gone
+            _fail(session, scheduled, code="payment_method_unavailable", reason=exc.detail)
+            raise _Finished("failed") from exc
+        scheduled.last_payment_id = payment.id
+        return payment.id
 
     def _defer(self, session: AsyncSession, scheduled: ScheduledPayment) -> None:
         # Not an attempt: nothing was tried. Give the attempt back and look again later.
