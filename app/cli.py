@@ -122,7 +122,7 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
             print(
                 f"claimed {report.claimed}: {report.succeeded} succeeded, "
                 f"{report.failed} failed, {report.retrying} to retry, {report.canceled} canceled, "
-                f"{report.pending} pending, {report.deferred} deferred; "
+                f"{report.pending} pending, {report.deferred} deferred, {report.errored} errored; "
                 f"{report.reconciled} reconciled"
             )
             return 0

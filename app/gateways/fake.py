@@ -31,6 +31,7 @@ import json
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass
 from functools import partial
@@ -180,6 +181,22 @@ class _RefundRow:
         return Refund(self.reference, self.charge_reference, self.amount, self.idempotency_key)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the ledger file in WAL mode (it stays so): several runner processes share it, and
+    with a rollback journal their writers queued far longer and, under load, one saw "disk
+    I/O error" on COMMIT. Switching needs a moment alone with the file, which processes
+    starting together may not get at once, so it is retried briefly."""
+    for _ in range(100):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            time.sleep(0.02)
+    raise sqlite3.OperationalError("could not switch the fake gateway's ledger to WAL")
+
+
 class _Ledger:
     """SQLite state; one short `BEGIN IMMEDIATE` transaction per operation."""
 
@@ -201,6 +218,7 @@ class _Ledger:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
         if not self._schema_ready:
+            _use_wal(conn)
             conn.executescript(_SCHEMA)
             self._schema_ready = True
         return conn

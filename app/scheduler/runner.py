@@ -55,6 +55,7 @@ class RunReport:
     canceled: int = 0
     pending: int = 0
     deferred: int = 0
+    errored: int = 0
     reconciled: int = 0
     purged_idempotency_keys: int = 0
 
@@ -92,7 +93,17 @@ class PaymentRunner:
 
         async def bounded(claim: Claim) -> str:
             async with limit:
-                return await self.process(claim)
+                try:
+                    return await self.process(claim)
+                except Exception:
+                    # One payment's surprise must not end the run for the others. Its row
+                    # stays `processing`; when the lease lapses a later run resumes the same
+                    # attempt with the same key, so nothing is charged twice.
+                    logger.exception(
+                        "scheduled payment attempt failed unexpectedly; left to its lease",
+                        extra={"scheduled_payment_id": str(claim.id), "attempt": claim.attempt},
+                    )
+                    return "errored"
 
         started = utcnow()
         while True:

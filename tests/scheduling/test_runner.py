@@ -526,8 +526,9 @@ async def test_an_unknown_outcome_is_resumed_with_the_same_key_and_charged_once(
     assert (await event_types(sessionmaker, sp_id))["scheduled_payment.succeeded"] == 1
 
 
-class RunnerDied(Exception):
-    """Stands for the process being killed: nothing after it runs."""
+class RunnerDied(BaseException):
+    """Stands for the process being killed: nothing after it runs, and nothing catches it
+    (a BaseException, as SystemExit is)."""
 
 
 class DyingGateway:
@@ -569,6 +570,38 @@ async def test_a_runner_that_died_after_claiming_is_taken_over_after_its_lease(
     row = await scheduled_row(sessionmaker, sp_id)
     assert (row.status, row.attempts) == ("succeeded", claim.attempt)
     assert [c.idempotency_key for c in gateway.charges] == [f"scheduled_{sp_id}_1"]
+
+
+async def test_one_attempts_unexpected_error_does_not_stop_the_run(
+    scene: Scene,
+    runner: PaymentRunner,
+    gateway: FakeGateway,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, broken_id = await scheduled_today(scene, 1_000)
+    _, fine_id = await scheduled_today(scene, 2_000)
+    real_settle = runner.processor.settle
+    blown: list[uuid.UUID] = []
+
+    async def settle_once_broken(payment_id: uuid.UUID) -> Payment:
+        row = await scheduled_row(sessionmaker, broken_id)
+        if row.last_payment_id == payment_id and not blown:
+            blown.append(payment_id)
+            raise RuntimeError("a bug in one attempt")
+        return await real_settle(payment_id)
+
+    monkeypatch.setattr(runner.processor, "settle", settle_once_broken)
+    report = await runner.run_once()
+
+    assert (report.claimed, report.succeeded, report.errored) == (2, 1, 1)
+    assert (await scheduled_row(sessionmaker, fine_id)).status == "succeeded"
+    assert (await scheduled_row(sessionmaker, broken_id)).status == "processing"
+    clock.advance(seconds=300)
+    assert (await runner.run_once()).succeeded == 1
+    assert (await scheduled_row(sessionmaker, broken_id)).status == "succeeded"
+    assert sorted(c.amount for c in gateway.charges) == [1_000, 2_000]
 
 
 @pytest.mark.parametrize("after_charge", [False, True], ids=["before-charge", "after-charge"])

@@ -237,11 +237,20 @@ def reported(stdout: str) -> dict[str, int]:
     """The counts `run-scheduler --once` printed."""
     match = re.search(
         r"claimed (\d+): (\d+) succeeded, (\d+) failed, (\d+) to retry, (\d+) canceled, "
-        r"(\d+) pending, (\d+) deferred; (\d+) reconciled",
+        r"(\d+) pending, (\d+) deferred, (\d+) errored; (\d+) reconciled",
         stdout,
     )
     assert match, stdout
-    keys = ("claimed", "succeeded", "failed", "retrying", "canceled", "pending", "deferred")
+    keys = (
+        "claimed",
+        "succeeded",
+        "failed",
+        "retrying",
+        "canceled",
+        "pending",
+        "deferred",
+        "errored",
+    )
     values = [int(v) for v in match.groups()]
     return dict(zip((*keys, "reconciled"), values, strict=True))
 
@@ -278,6 +287,7 @@ async def test_four_runners_at_once_charge_each_due_payment_exactly_once(
     # They really ran side by side: the work was shared (each start-up is a fraction of it).
     assert sum(1 for r in reports if r["claimed"]) >= 2, reports
     assert sum(r["succeeded"] for r in reports) == 300, reports
+    assert sum(r["errored"] for r in reports) == 0, reports
     summary = ledger_summary(str(ledger))
     # One gateway call per payment: no attempt was processed twice, not even to find the
     # same charge again.
