@@ -409,8 +409,8 @@ def prepare_ledger(mode: LedgerMode, path: Path) -> Path | None:
         return None
     ledger_summary(str(path))  # creates the schema before the runners race to
     if mode == "wal":
-        # WAL is a property of the file, kept across connections: the fake's own connections
-        # (which set no journal mode) then use it too.
+        # The fake now puts its ledger in WAL mode itself, so this equals `file`; the mode
+        # stays so results recorded with it still read the same.
         conn = sqlite3.connect(path)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
