@@ -49,8 +49,25 @@ class InvoiceDocument:
     payments: Sequence[PdfPayment]
 
 
+# Punctuation people type (or paste) every day, outside Latin-1: shown as its plain twin
+# rather than as '?'.
+_PLAIN = str.maketrans(
+    {
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+        "\u00a0": " ",
+        "\u20ac": "EUR",
+    }
+)
+
+
 def _text(value: str) -> str:
-    return value.encode("latin-1", "replace").decode("latin-1")
+    return value.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
 
 
 def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
