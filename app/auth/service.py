@@ -21,11 +21,11 @@ from app.core.config import Settings
 from app.core.errors import Unprocessable
 from app.core.security import (
     create_access_token,
-    hash_password,
+    hash_password_off_loop,
     new_refresh_token,
     password_problem,
     sha256_hex,
-    verify_password,
+    verify_password_off_loop,
 )
 from app.models import RefreshToken, User
 
@@ -56,7 +56,7 @@ class AuthService:
             )
         user = await self.repo.user_by_email(email)
         # Verify even when the user is unknown (against a dummy hash): same time either way.
-        valid = verify_password(password, user.password_hash if user else None)
+        valid = await verify_password_off_loop(password, user.password_hash if user else None)
         if user is None or not valid or not user.is_active:
             await throttle.record_failure(self.session, keys)
             raise InvalidCredentials()
@@ -88,18 +88,18 @@ class AuthService:
     async def change_password(
         self, user: User, *, current: str, new: str, session_family: uuid.UUID | None
     ) -> None:
-        if not verify_password(current, user.password_hash):
+        if not await verify_password_off_loop(current, user.password_hash):
             raise Unprocessable(
                 "The current password is incorrect.", loc=("body", "current_password")
             )
         problem = password_problem(new, user.email)
         if problem:
             raise Unprocessable(problem, loc=("body", "new_password"))
-        if verify_password(new, user.password_hash):
+        if await verify_password_off_loop(new, user.password_hash):
             raise Unprocessable(
                 "The new password must differ from the current one.", loc=("body", "new_password")
             )
-        user.password_hash = hash_password(new)
+        user.password_hash = await hash_password_off_loop(new)
         user.must_change_password = False
         user.token_version += 1
         await self.repo.revoke_user_sessions(user.id, utcnow(), except_family=session_family)

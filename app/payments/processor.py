@@ -169,7 +169,9 @@ class PaymentProcessor:
             stmt = (
                 select(Payment.id)
                 .where(Payment.status == "pending", Payment.created_at <= cutoff)
-                .order_by(Payment.created_at)
+                # Fewest tries first: payments the gateway keeps refusing to settle sink
+                # below newer ones instead of taking every batch's places.
+                .order_by(Payment.gateway_attempts, Payment.created_at)
                 .limit(limit)
             )
             ids = list((await session.execute(stmt)).scalars())

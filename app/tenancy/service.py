@@ -8,7 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.principal import Principal
-from app.core.security import generate_temporary_password, hash_password, new_api_key, sha256_hex
+from app.core.security import (
+    generate_temporary_password,
+    hash_password_off_loop,
+    new_api_key,
+    sha256_hex,
+)
 from app.models import ApiKey, Client, ServiceCategory, User
 from app.tenancy.errors import EmailTaken, ServiceCategoryExists
 from app.tenancy.repository import (
@@ -65,7 +70,7 @@ class TenancyService:
             email=email,
             full_name=full_name,
             role="client",
-            password_hash=hash_password(temporary),
+            password_hash=await hash_password_off_loop(temporary),
             must_change_password=True,
         )
         self.users.add(user)

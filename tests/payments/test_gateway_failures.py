@@ -4,14 +4,17 @@ same Idempotency-Key) settles it with exactly one charge."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.gateways.fake import FakeGateway
+from app.models import Payment
 from app.payments.processor import PaymentProcessor
 from app.payments.reconcile import ReconcileReport, reconcile
 from tests.factories import assert_problem
@@ -129,6 +132,34 @@ async def test_reconciling_while_the_gateway_is_still_down_changes_nothing(
     await settle_all(sessionmaker, gateway)
     assert (await invoice_row(sessionmaker, invoice["id"])).status == "paid"
     assert len(gateway.charges) == 1
+
+
+async def test_reconciling_takes_the_least_tried_pending_payments_first(
+    client: AsyncClient,
+    billing: Billing,
+    invoice: dict[str, Any],
+    gateway: FakeGateway,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    gateway.fail_next(2, mode="timeout")
+    older, newer = [
+        assert_problem(
+            await pay(client, billing.contact, invoice["id"], billing.card["id"], 3_000), 503
+        )["payment_id"]
+        for _ in range(2)
+    ]
+    # The older one has been asked about many times and never settled (a stuck payment).
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Payment).where(Payment.id == uuid.UUID(older)).values(gateway_attempts=50)
+        )
+
+    settled = await PaymentProcessor(sessionmaker, gateway).reconcile_pending(
+        older_than=timedelta(0), limit=1
+    )
+
+    assert [(str(p.id), p.status) for p in settled] == [(newer, "succeeded")]
+    assert [c.amount for c in gateway.charges] == [3_000]
 
 
 async def test_a_pending_payment_that_declines_releases_its_hold(
