@@ -7,11 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class StrictBody(BaseModel):
-    """Unknown fields are refused: nobody sets a role, tenant or client by adding a key."""
-
-    model_config = ConfigDict(extra="forbid")
+from app.core.schemas import StrictBody
 
 
 class TokenPair(BaseModel):

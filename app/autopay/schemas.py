@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.auth.schemas import StrictBody
+from app.core.schemas import StrictBody
 
 
 class AutopayIn(StrictBody):

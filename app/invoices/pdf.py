@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from fpdf import FPDF
 
-from app.invoices.currencies import format_amount
+from app.core.money import format_amount
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,10 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from app.auth.schemas import StrictBody
-from app.invoices.currencies import MINOR_UNITS
+from app.core.money import MAX_AMOUNT, MAX_QUANTITY, MINOR_UNITS
+from app.core.schemas import StrictBody
 
 InvoiceStatus = Literal["draft", "open", "paid", "void"]
-MAX_AMOUNT = 10**12  # ten billion dollars: more is a typo, and keeps sums far from overflow
-MAX_QUANTITY = 1_000_000
 
 
 def _currency(value: str) -> str:

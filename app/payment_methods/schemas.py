@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.schemas import StrictBody
+from app.core.schemas import StrictBody
 
 PaymentMethodType = Literal["card", "ach"]
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.schemas import StrictBody
-from app.invoices.schemas import MAX_AMOUNT
+from app.core.money import MAX_AMOUNT
+from app.core.schemas import StrictBody
 
 ScheduledStatus = Literal["scheduled", "processing", "succeeded", "failed", "canceled"]
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from app.auth.schemas import StrictBody
+from app.core.schemas import StrictBody
 
 Name = Field(min_length=1, max_length=200)
 

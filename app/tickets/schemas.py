@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from app.auth.schemas import StrictBody
+from app.core.schemas import StrictBody
 
 TicketStatus = Literal["open", "in_progress", "waiting_on_client", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]

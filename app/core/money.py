@@ -1,7 +1,11 @@
-"""ISO 4217 codes we accept, with their minor-unit exponent (for display only: amounts are
-always integers of the minor unit)."""
+"""Money everywhere: amounts are integers of the currency's minor unit, bounded by one
+maximum; the ISO 4217 codes we accept, with their minor-unit exponent (for display only)."""
 
 from __future__ import annotations
+
+# Ten billion dollars: more is a typo, and it keeps every sum far from a 64-bit overflow.
+MAX_AMOUNT = 10**12
+MAX_QUANTITY = 1_000_000
 
 MINOR_UNITS: dict[str, int] = {
     "AED": 2,
