@@ -84,7 +84,7 @@ def _cmd_create_staff(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed_demo(args: argparse.Namespace) -> int:
-    from app.bootstrap import seed_demo
+    from app.demo.seed import seed_demo
 
     settings = get_settings()
     migrate(settings)
@@ -115,7 +115,12 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
     configure_logging(settings.log_level, json_lines=settings.log_json)
     engine = create_engine(settings)
     gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
-    runner = PaymentRunner(create_sessionmaker(engine), gateway, settings)
+    stop = asyncio.Event()
+    runner = PaymentRunner(create_sessionmaker(engine), gateway, settings, stop=stop)
+    loop = asyncio.get_running_loop()
+    # SIGTERM or Ctrl-C: claim nothing more, finish the payments in flight, hand back the rest.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
         if once:
             report = await runner.run_once()
@@ -126,12 +131,8 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
                 f"{report.reconciled} reconciled"
             )
             return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        print("scheduler running; SIGTERM or Ctrl-C stops it after the current run", flush=True)
-        await run_forever(runner, stop, interval or settings.scheduler_interval_seconds)
+        print("scheduler running; SIGTERM or Ctrl-C stops it", flush=True)
+        await run_forever(runner, interval or settings.scheduler_interval_seconds)
         print("scheduler stopped", flush=True)
         return 0
     finally:
@@ -140,7 +141,7 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    report = asyncio.run(_reconcile(get_settings(), older_than=args.older_than))
+    report = asyncio.run(_reconcile(get_settings(), older_than=args.older_than, limit=args.limit))
     print(
         f"payments: {report.payments_settled} settled of {report.payments_checked} pending; "
         f"refunds: {report.refunds_settled} settled of {report.refunds_checked} pending"
@@ -148,7 +149,9 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reconcile(settings: Settings, *, older_than: float) -> ReconcileReport:
+async def _reconcile(
+    settings: Settings, *, older_than: float, limit: int | None
+) -> ReconcileReport:
     from app.core.db import create_engine, create_sessionmaker
     from app.gateways.registry import create_gateway
     from app.main import gateway_settings
@@ -158,7 +161,10 @@ async def _reconcile(settings: Settings, *, older_than: float) -> ReconcileRepor
     gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
     try:
         return await reconcile(
-            create_sessionmaker(engine), gateway, older_than=timedelta(seconds=older_than)
+            create_sessionmaker(engine),
+            gateway,
+            older_than=timedelta(seconds=older_than),
+            limit=limit,
         )
     finally:
         await gateway.aclose()
@@ -219,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="SECONDS",
         help="only those pending at least this long (default 60)",
+    )
+    reconcile.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="settle at most N payments and N refunds, fewest tries first (default: all)",
     )
     reconcile.set_defaults(func=_cmd_reconcile)
 

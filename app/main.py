@@ -8,14 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
-from app.autopay import hooks as autopay_hooks
 from app.autopay.router import router as autopay_router
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
@@ -28,6 +26,7 @@ from app.payments.router import router as payments_router
 from app.scheduled_payments.router import router as scheduled_payments_router
 from app.tenancy.router import router as tenancy_router
 from app.tickets.router import router as tickets_router
+from app.wiring import build_hooks
 
 API_PREFIX = "/api/v1"
 API_ROUTERS: list[APIRouter] = [
@@ -80,8 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_hooks = []
     app.state.idempotency = IdempotencyStore(app.state.sessionmaker, settings)
     app.state.gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    app.state.hooks = build_hooks()
 
-    autopay_hooks.install()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
@@ -113,10 +112,7 @@ def _operations_router() -> APIRouter:
     @router.get("/readyz", operation_id="readyz", responses={503: {"description": "Not ready"}})
     async def readyz(request: Request) -> JSONResponse:
         """The database answers."""
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
+        if not await database_answers(request.app.state.engine):
             return problem_response(
                 503,
                 detail="The database is not reachable.",

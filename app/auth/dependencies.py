@@ -16,7 +16,7 @@ from app.auth.repository import AuthRepository
 from app.core.clock import utcnow
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Forbidden
-from app.core.principal import Principal
+from app.core.principal import ClientPrincipal, Principal, person_principal
 from app.core.security import (
     InvalidToken,
     constant_time_equals,
@@ -82,13 +82,7 @@ async def get_caller(
     # The caller is resolved in a transaction of its own: on SQLite an open transaction holds
     # the write lock, and money endpoints go on to run short transactions of their own.
     await session.commit()
-    principal = Principal(
-        tenant_id=user.tenant_id,
-        kind="staff" if user.role == "staff" else "client",
-        user_id=user.id,
-        client_id=user.client_id,
-    )
-    return Caller(principal, user=user, session_id=claims.session_id)
+    return Caller(person_principal(user), user=user, session_id=claims.session_id)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -116,10 +110,11 @@ async def require_staff_or_api_key(caller: CallerDep) -> Principal:
     return caller.principal
 
 
-async def require_client(caller: CallerDep) -> Principal:
-    if not caller.principal.is_client:
+async def require_client(caller: CallerDep) -> ClientPrincipal:
+    principal = caller.principal
+    if not isinstance(principal, ClientPrincipal) or not principal.is_client:
         raise ClientOnly()
-    return caller.principal
+    return principal
 
 
 async def require_person(caller: CallerDep) -> Principal:
@@ -133,5 +128,5 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserDep = Annotated[User, Depends(get_user)]
 StaffDep = Annotated[Principal, Depends(require_staff)]
 StaffOrKeyDep = Annotated[Principal, Depends(require_staff_or_api_key)]
-ClientDep = Annotated[Principal, Depends(require_client)]
+ClientDep = Annotated[ClientPrincipal, Depends(require_client)]
 PersonDep = Annotated[Principal, Depends(require_person)]

@@ -73,7 +73,7 @@ class AuthService:
             # A spent token coming back means it was copied: end every session it begot.
             await self.repo.revoke_family(token.family_id, now)
             raise RefreshTokenReused()
-        user = await self.session.get(User, token.user_id)
+        user = await self.repo.user(token.user_id)
         if user is None or not user.is_active:
             raise InvalidRefreshToken()
         token.spent_at = now

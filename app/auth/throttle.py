@@ -14,11 +14,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.repository import LoginFailureRepository
 from app.core.clock import utcnow
-from app.models import LoginFailure
 
 
 class LoginThrottle(Protocol):
@@ -42,14 +41,9 @@ class DatabaseLoginThrottle:
         now = utcnow()
         since = now - self.window
         worst: int | None = None
+        failures = LoginFailureRepository(session)
         for key in keys:
-            stmt = (
-                select(LoginFailure.occurred_at)
-                .where(LoginFailure.key == key, LoginFailure.occurred_at > since)
-                .order_by(LoginFailure.occurred_at.desc())
-                .limit(self.max_failures)
-            )
-            recent = list((await session.execute(stmt)).scalars())
+            recent = await failures.recent(key, since, self.max_failures)
             if len(recent) >= self.max_failures:
                 # Free again once the oldest of the last N failures leaves the window.
                 wait = math.ceil((recent[-1] + self.window - now).total_seconds())
@@ -58,21 +52,16 @@ class DatabaseLoginThrottle:
 
     async def record_failure(self, session: AsyncSession, keys: Sequence[str]) -> None:
         now = utcnow()
-        session.add_all(LoginFailure(key=key, occurred_at=now) for key in keys)
+        failures = LoginFailureRepository(session)
+        await failures.add(list(keys), now)
         # Old rows are no use to anyone; trim them here rather than in a separate job.
-        await session.execute(
-            delete(LoginFailure).where(LoginFailure.occurred_at < now - self.window)
-        )
-        await session.flush()
+        await failures.forget_before(now - self.window)
 
     async def reset(self, session: AsyncSession, key: str) -> None:
-        await session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+        await LoginFailureRepository(session).forget(key)
 
     async def count(self, session: AsyncSession, key: str) -> int:
-        stmt = select(func.count()).where(
-            LoginFailure.key == key, LoginFailure.occurred_at > utcnow() - self.window
-        )
-        return int((await session.execute(stmt)).scalar_one())
+        return await LoginFailureRepository(session).count_since(key, utcnow() - self.window)
 
     async def aclose(self) -> None:
         return None

@@ -8,16 +8,10 @@ from app.autopay.service import (
     method_in_use,
     schedule_for_issued_invoice,
 )
-from app.invoices.service import ISSUE_HOOKS, VOID_HOOKS
-from app.payment_methods.service import IN_USE_CHECKS
+from app.core.hooks import Hooks
 
 
-def install() -> None:
-    """Idempotent: every app built in one process shares these lists."""
-    for hooks, hook in (
-        (ISSUE_HOOKS, schedule_for_issued_invoice),
-        (VOID_HOOKS, cancel_for_voided_invoice),
-        (IN_USE_CHECKS, method_in_use),
-    ):
-        if hook not in hooks:
-            hooks.append(hook)  # type: ignore[arg-type]
+def register(hooks: Hooks) -> None:
+    hooks.invoice_issued.append(schedule_for_issued_invoice)
+    hooks.invoice_voided.append(cancel_for_voided_invoice)
+    hooks.payment_method_in_use.append(method_in_use)

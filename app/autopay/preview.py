@@ -4,46 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.autopay.repository import AutopayRepository
 from app.autopay.schemas import AutopayPreview, AutopayPreviewItem
-from app.autopay.service import covered_amounts, load_setting
+from app.core.principal import Principal
 from app.models import Invoice, ScheduledPayment
-
-PREVIEW_LIMIT = 200
 
 
 async def autopay_preview(
-    session: AsyncSession, tenant_id: uuid.UUID, client_id: uuid.UUID
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID
 ) -> AutopayPreview:
-    setting, categories = await load_setting(session, client_id)
+    repo = AutopayRepository(session, principal)
+    setting, categories = await repo.setting(client_id)
     enabled = bool(setting and setting.enabled)
-    invoices = list(
-        (
-            await session.execute(
-                select(Invoice)
-                .where(
-                    Invoice.tenant_id == tenant_id,
-                    Invoice.client_id == client_id,
-                    Invoice.status == "open",
-                )
-                .order_by(Invoice.due_date, Invoice.id)
-                .limit(PREVIEW_LIMIT)
-            )
-        ).scalars()
-    )
+    invoices = await repo.open_invoices(client_id)
     ids = [i.id for i in invoices]
-    covered = await covered_amounts(session, ids, categories)
-    latest: dict[uuid.UUID, ScheduledPayment] = {}
-    if ids:
-        rows = await session.execute(
-            select(ScheduledPayment)
-            .where(ScheduledPayment.invoice_id.in_(ids), ScheduledPayment.origin == "autopay")
-            .order_by(ScheduledPayment.created_at)
-        )
-        for payment in rows.scalars():
-            latest[payment.invoice_id] = payment
+    covered = await repo.covered_amounts(ids, categories)
+    latest = await repo.latest_autopay_payments(ids)
     items = [
         _explain(invoice, covered.get(invoice.id, 0), latest.get(invoice.id), enabled)
         for invoice in invoices

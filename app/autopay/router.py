@@ -5,45 +5,48 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.auth.dependencies import ClientDep, PersonDep
 from app.autopay.preview import autopay_preview
+from app.autopay.repository import AutopayRepository
 from app.autopay.schemas import AutopayIn, AutopayOut, AutopayPreview
-from app.autopay.service import load_setting, present, replace_setting
+from app.autopay.service import present, replace_setting
 from app.core.deps import SessionDep
 from app.core.errors import Unprocessable, problem_responses
 from app.core.etag import IfMatchHeader, etag_for
-from app.core.principal import Principal
 from app.tenancy.repository import ClientRepository
 
 router = APIRouter(tags=["autopay"])
-StaffClientId = Annotated[
-    uuid.UUID | None, Query(description="Staff: the client whose AutoPay to read (required).")
-]
 
 
-async def _client_for(
-    session: SessionDep, principal: Principal, client_id: uuid.UUID | None
+async def client_in_question(
+    principal: PersonDep,
+    session: SessionDep,
+    client_id: Annotated[
+        uuid.UUID | None, Query(description="Staff: the client whose AutoPay to read (required).")
+    ] = None,
 ) -> uuid.UUID:
-    if principal.is_client:
-        assert principal.client_id is not None
+    """A client user's own client; for staff, the one named by `?client_id=` (404 if unknown)."""
+    if principal.client_id is not None:
         return principal.client_id
     if client_id is None:
         raise Unprocessable("Name the client with ?client_id=.", loc=("query", "client_id"))
-    await ClientRepository(session, principal).get_or_404(client_id)
-    return client_id
+    client = await ClientRepository(session, principal).get_or_404(client_id)
+    return client.id
+
+
+ClientIdDep = Annotated[uuid.UUID, Depends(client_in_question)]
 
 
 @router.get("/autopay", operation_id="getAutopay", responses=problem_responses(401, 403, 404, 422))
 async def get_autopay(
-    principal: PersonDep, session: SessionDep, response: Response, client_id: StaffClientId = None
+    principal: PersonDep, client_id: ClientIdDep, session: SessionDep, response: Response
 ) -> AutopayOut:
     """The AutoPay setting, with its ETag."""
-    target = await _client_for(session, principal, client_id)
-    setting, categories = await load_setting(session, target)
+    setting, categories = await AutopayRepository(session, principal).setting(client_id)
     response.headers["ETag"] = etag_for(setting.version if setting else 0)
-    return present(target, setting, categories)
+    return present(client_id, setting, categories)
 
 
 @router.put(
@@ -61,7 +64,6 @@ async def put_autopay(
     """Replace the AutoPay setting; AutoPay's payments not yet started follow it."""
     setting, categories = await replace_setting(session, principal, body, if_match=if_match)
     response.headers["ETag"] = etag_for(setting.version)
-    assert principal.client_id is not None
     return present(principal.client_id, setting, categories)
 
 
@@ -71,8 +73,7 @@ async def put_autopay(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def preview(
-    principal: PersonDep, session: SessionDep, client_id: StaffClientId = None
+    principal: PersonDep, client_id: ClientIdDep, session: SessionDep
 ) -> AutopayPreview:
     """For each open invoice: what AutoPay will pay, when and with which method, or why not."""
-    target = await _client_for(session, principal, client_id)
-    return await autopay_preview(session, principal.tenant_id, target)
+    return await autopay_preview(session, principal, client_id)

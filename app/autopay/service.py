@@ -4,49 +4,20 @@ issued. Changing the setting changes the payments it made that have not started.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.autopay.repository import AutopayRepository
 from app.autopay.schemas import AutopayIn, AutopayOut
 from app.core.clock import today_in, utcnow
 from app.core.errors import Unprocessable
 from app.core.etag import check_if_match
-from app.core.principal import Principal
-from app.models import (
-    AutopayCategory,
-    AutopaySetting,
-    Invoice,
-    InvoiceLine,
-    PaymentMethod,
-    ScheduledPayment,
-)
-from app.scheduled_payments.repository import OPEN_STATUSES, ScheduledPaymentRepository
+from app.core.principal import ClientPrincipal, Principal
+from app.models import AutopaySetting, Invoice, PaymentMethod
+from app.scheduled_payments import service as scheduled
+from app.scheduled_payments.repository import ScheduledPaymentRepository
 from app.scheduled_payments.rules import autopay_date, start_of_day
-from app.scheduled_payments.service import (
-    cancel,
-    live_method,
-    schedule,
-    scheduled_event,
-    tenant_timezone,
-)
-from app.tenancy.repository import ServiceCategoryRepository
-
-
-async def load_setting(
-    session: AsyncSession, client_id: uuid.UUID, *, for_update: bool = False
-) -> tuple[AutopaySetting | None, set[uuid.UUID]]:
-    stmt = select(AutopaySetting).where(AutopaySetting.client_id == client_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    setting = (await session.execute(stmt)).scalar_one_or_none()
-    if setting is None:
-        return None, set()
-    rows = await session.execute(
-        select(AutopayCategory.service_category_id).where(AutopayCategory.setting_id == setting.id)
-    )
-    return setting, set(rows.scalars())
+from app.tenancy.repository import ServiceCategoryRepository, TenantRepository
 
 
 def present(
@@ -63,16 +34,16 @@ def present(
 
 
 async def replace_setting(
-    session: AsyncSession, principal: Principal, data: AutopayIn, *, if_match: str | None
+    session: AsyncSession, principal: ClientPrincipal, data: AutopayIn, *, if_match: str | None
 ) -> tuple[AutopaySetting, set[uuid.UUID]]:
     client_id = principal.client_id
-    assert client_id is not None
-    setting, old_categories = await load_setting(session, client_id, for_update=True)
+    repo = AutopayRepository(session, principal)
+    setting, old_categories = await repo.setting(client_id, for_update=True)
     check_if_match(if_match, setting.version if setting else 0)
-    await _validate(session, principal, client_id, data)
+    await _validate(session, principal, data)
     if setting is None:
         setting = AutopaySetting(tenant_id=principal.tenant_id, client_id=client_id, version=0)
-        session.add(setting)
+        repo.add(setting)
     old_method = setting.payment_method_id
     setting.enabled = data.enabled
     setting.payment_method_id = data.payment_method_id
@@ -82,13 +53,7 @@ async def replace_setting(
     await session.flush()
     categories = set(data.service_category_ids)
     if categories != old_categories:
-        await session.execute(
-            delete(AutopayCategory).where(AutopayCategory.setting_id == setting.id)
-        )
-        session.add_all(
-            AutopayCategory(setting_id=setting.id, service_category_id=category)
-            for category in categories
-        )
+        await repo.replace_categories(setting, categories)
     await _follow(
         session, principal, setting, categories, method_changed=old_method != data.payment_method_id
     )
@@ -96,11 +61,9 @@ async def replace_setting(
     return setting, categories
 
 
-async def _validate(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID, data: AutopayIn
-) -> None:
+async def _validate(session: AsyncSession, principal: ClientPrincipal, data: AutopayIn) -> None:
     if data.payment_method_id is not None:
-        await live_method(session, principal, client_id, data.payment_method_id)
+        await scheduled.live_method(session, principal, data.payment_method_id)
     elif data.enabled:
         raise Unprocessable(
             "Choose the payment method AutoPay should use.", loc=("body", "payment_method_id")
@@ -135,64 +98,35 @@ async def _follow(
         return
     if not setting.enabled:
         for payment in pending:
-            cancel(session, payment, "AutoPay was turned off")
+            scheduled.cancel(session, payment, "AutoPay was turned off")
         return
-    timezone = await tenant_timezone(session, principal.tenant_id)
+    timezone = (await TenantRepository(session, principal).current()).timezone
     today = today_in(timezone)
-    invoices = {
-        i.id: i
-        for i in (
-            await session.execute(
-                select(Invoice).where(Invoice.id.in_({p.invoice_id for p in pending}))
-            )
-        ).scalars()
-    }
-    covered = await covered_amounts(session, list(invoices), categories)
+    repo = AutopayRepository(session, principal)
+    invoices = await repo.invoices({p.invoice_id for p in pending})
+    covered = await repo.covered_amounts(list(invoices), categories)
+    assert setting.payment_method_id is not None, "AutoPay on has a method"
     for payment in pending:
         invoice = invoices[payment.invoice_id]
         amount = min(covered.get(invoice.id, 0), invoice.balance)
         if amount <= 0:
-            cancel(session, payment, "AutoPay no longer covers this invoice's services")
+            scheduled.cancel(session, payment, "AutoPay no longer covers this invoice's services")
             continue
-        assert setting.payment_method_id is not None
         day = autopay_date(invoice.due_date, setting.days_before_due, today)
         changed = (
             amount != payment.amount
             or day != payment.scheduled_for
             or (method_changed and payment.payment_method_id != setting.payment_method_id)
         )
-        if not changed:
-            continue
-        payment.amount = amount
-        payment.scheduled_for = day
-        start = start_of_day(day, timezone)
-        # A payment waiting for a retry keeps its retry time: changing the setting must not
-        # pull the next attempt ahead of the retry schedule.
-        payment.next_attempt_at = (
-            start if payment.attempts == 0 else max(payment.next_attempt_at, start)
-        )
-        payment.payment_method_id = setting.payment_method_id
-        payment.version += 1
-        payment.updated_at = utcnow()
-        scheduled_event(session, payment, "scheduled_payment.updated", reason="autopay changed")
-
-
-async def covered_amounts(
-    session: AsyncSession, invoice_ids: list[uuid.UUID], categories: set[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """For each invoice, the sum of its lines whose service category AutoPay covers."""
-    if not invoice_ids or not categories:
-        return {}
-    rows = await session.execute(
-        select(InvoiceLine.invoice_id, InvoiceLine.amount).where(
-            InvoiceLine.invoice_id.in_(invoice_ids),
-            InvoiceLine.service_category_id.in_(categories),
-        )
-    )
-    totals: dict[uuid.UUID, int] = defaultdict(int)
-    for invoice_id, amount in rows.all():
-        totals[invoice_id] += amount
-    return dict(totals)
+        if changed:
+            scheduled.follow_autopay(
+                session,
+                payment,
+                amount=amount,
+                day=day,
+                starts_at=start_of_day(day, timezone),
+                method_id=setting.payment_method_id,
+            )
 
 
 async def schedule_for_issued_invoice(
@@ -201,17 +135,16 @@ async def schedule_for_issued_invoice(
     """The issue hook: an invoice issued to a client with AutoPay on gets its payment."""
     if invoice.status != "open":
         return
-    setting, categories = await load_setting(session, invoice.client_id)
+    repo = AutopayRepository(session, principal)
+    setting, categories = await repo.setting(invoice.client_id)
     if setting is None or not setting.enabled or setting.payment_method_id is None:
         return
-    amount = min(
-        (await covered_amounts(session, [invoice.id], categories)).get(invoice.id, 0),
-        invoice.balance,
-    )
+    covered = (await repo.covered_amounts([invoice.id], categories)).get(invoice.id, 0)
+    amount = min(covered, invoice.balance)
     if amount <= 0:
         return
-    timezone = await tenant_timezone(session, invoice.tenant_id)
-    schedule(
+    timezone = (await TenantRepository(session, principal).current()).timezone
+    scheduled.schedule(
         session,
         invoice=invoice,
         method_id=setting.payment_method_id,
@@ -226,30 +159,13 @@ async def cancel_for_voided_invoice(
     session: AsyncSession, principal: Principal, invoice: Invoice
 ) -> None:
     """The void hook: nothing is left to pay, so nothing stays scheduled."""
-    stmt = (
-        select(ScheduledPayment)
-        .where(ScheduledPayment.invoice_id == invoice.id, ScheduledPayment.status == "scheduled")
-        .with_for_update()
+    waiting = await ScheduledPaymentRepository(session, principal).for_invoices(
+        [invoice.id], statuses=("scheduled",), for_update=True
     )
-    for payment in (await session.execute(stmt)).scalars():
-        cancel(session, payment, "the invoice was voided")
+    for payment in waiting:
+        scheduled.cancel(session, payment, "the invoice was voided")
 
 
-async def method_in_use(session: AsyncSession, method: PaymentMethod) -> bool:
+async def method_in_use(session: AsyncSession, principal: Principal, method: PaymentMethod) -> bool:
     """A method AutoPay or an unfinished scheduled payment relies on cannot be deleted."""
-    autopay = await session.execute(
-        select(AutopaySetting.id)
-        .where(AutopaySetting.payment_method_id == method.id, AutopaySetting.enabled.is_(True))
-        .limit(1)
-    )
-    if autopay.first() is not None:
-        return True
-    scheduled = await session.execute(
-        select(ScheduledPayment.id)
-        .where(
-            ScheduledPayment.payment_method_id == method.id,
-            ScheduledPayment.status.in_(OPEN_STATUSES),
-        )
-        .limit(1)
-    )
-    return scheduled.first() is not None
+    return await ScheduledPaymentRepository(session, principal).method_in_use(method.id)

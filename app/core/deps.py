@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.hooks import Hooks
 from app.core.pagination import PageParams, page_params
 from app.gateways.base import PaymentGateway
 
@@ -43,6 +44,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+def get_hooks(request: Request) -> Hooks:
+    hooks: Hooks = request.app.state.hooks
+    return hooks
+
+
 def get_gateway(request: Request) -> PaymentGateway:
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
@@ -53,3 +59,4 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 PageDep = Annotated[PageParams, Depends(page_params)]
 GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]
+HooksDep = Annotated[Hooks, Depends(get_hooks)]

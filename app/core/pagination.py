@@ -18,7 +18,6 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, TypeDecorator, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import Unprocessable
@@ -112,13 +111,11 @@ def _fits(value: Any, column: InstrumentedAttribute[Any]) -> bool:
     return isinstance(value, expected)
 
 
-async def paginate(
-    session: AsyncSession,
-    stmt: Select[Row],
-    params: PageParams,
-    order_by: Sequence[InstrumentedAttribute[Any]],
-) -> tuple[list[Row], str | None]:
-    """One page of `stmt` ordered by `order_by` (descending), and the next cursor."""
+def keyset_statement(
+    stmt: Select[Row], params: PageParams, order_by: Sequence[InstrumentedAttribute[Any]]
+) -> Select[Row]:
+    """`stmt` limited to the page after `params.cursor`, newest first, one row extra (to know
+    whether another page follows)."""
     if params.cursor:
         after = decode_cursor(params.cursor, len(order_by))
         if not all(_fits(value, col) for value, col in zip(after, order_by, strict=True)):
@@ -126,8 +123,13 @@ async def paginate(
         # Bind through the columns' own types (UTC datetimes, UUIDs), as the rows were stored.
         types = [col.type for col in order_by]
         stmt = stmt.where(tuple_(*order_by) < tuple_(*after, types=types))
-    stmt = stmt.order_by(*(col.desc() for col in order_by)).limit(params.limit + 1)
-    rows = list((await session.execute(stmt)).scalars().all())
+    return stmt.order_by(*(col.desc() for col in order_by)).limit(params.limit + 1)
+
+
+def page_of(
+    rows: list[Row], params: PageParams, order_by: Sequence[InstrumentedAttribute[Any]]
+) -> tuple[list[Row], str | None]:
+    """The rows of one page and the cursor of the next (None on the last page)."""
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]

@@ -7,16 +7,20 @@ client user, so a query cannot forget either; a row outside it is simply not fou
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import NotFound
+from app.core.pagination import PageParams, keyset_statement, page_of
 from app.core.principal import Principal
 from app.models.base import Base
 
 M = TypeVar("M", bound=Base)
+Row = TypeVar("Row")
 
 
 class Repository(Generic[M]):
@@ -52,3 +56,14 @@ class Repository(Generic[M]):
     def add(self, obj: M) -> M:
         self.session.add(obj)
         return obj
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[Row],
+    params: PageParams,
+    order_by: Sequence[InstrumentedAttribute[Any]],
+) -> tuple[list[Row], str | None]:
+    """One page of `stmt` ordered by `order_by` (descending), and the next cursor."""
+    rows = list((await session.execute(keyset_statement(stmt, params, order_by))).scalars().all())
+    return page_of(rows, params, order_by)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import today_in
@@ -13,7 +11,7 @@ from app.core.principal import Principal
 from app.invoices.pdf import InvoiceDocument, PdfLine, PdfPayment, render_invoice_pdf
 from app.invoices.repository import InvoiceRepository
 from app.invoices.schemas import InvoiceDetail, InvoiceLineOut, InvoiceOut, InvoicePaymentOut
-from app.models import Client, Invoice, ServiceCategory
+from app.models import Invoice
 
 
 def invoice_out(invoice: Invoice, today: date) -> InvoiceOut:
@@ -23,10 +21,9 @@ def invoice_out(invoice: Invoice, today: date) -> InvoiceOut:
 
 
 async def invoice_detail(
-    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invoice: Invoice
 ) -> InvoiceDetail:
     repo = InvoiceRepository(session, principal)
-    invoice = await repo.get_or_404(invoice_id)
     today = today_in((await repo.tenant()).timezone)
     lines = [InvoiceLineOut.model_validate(line) for line in await repo.lines(invoice.id)]
     payments = [
@@ -34,27 +31,21 @@ async def invoice_detail(
             payment_id=payment.id,
             amount=allocation.amount,
             paid_at=payment.settled_at,
-            amount_refunded=payment.amount_refunded,
+            amount_refunded=allocation.amount_refunded,
         )
-        for allocation, payment in await repo.allocations(invoice.id)
+        for allocation, payment, _method in await repo.payments_applied(invoice.id)
     ]
     return InvoiceDetail(**invoice_out(invoice, today).model_dump(), lines=lines, payments=payments)
 
 
 async def invoice_document(
-    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invoice: Invoice
 ) -> tuple[bytes, str]:
     repo = InvoiceRepository(session, principal)
-    invoice = await repo.get_or_404(invoice_id)
     tenant = await repo.tenant()
-    client = await session.get(Client, invoice.client_id)
-    assert client is not None
+    client = await repo.client_of(invoice)
     lines = await repo.lines(invoice.id)
-    category_ids = {line.service_category_id for line in lines}
-    rows = await session.execute(
-        select(ServiceCategory.id, ServiceCategory.name).where(ServiceCategory.id.in_(category_ids))
-    )
-    names = dict(rows.all())
+    names = await repo.category_names({line.service_category_id for line in lines})
     document = InvoiceDocument(
         msp_name=tenant.name,
         client_name=client.name,
@@ -82,9 +73,9 @@ async def invoice_document(
             PdfPayment(
                 paid_at=payment.settled_at,
                 amount=allocation.amount,
-                refunded=payment.amount_refunded,
+                refunded=allocation.amount_refunded,
             )
-            for allocation, payment in await repo.allocations(invoice.id)
+            for allocation, payment, _method in await repo.payments_applied(invoice.id)
         ],
     )
     filename = f"{invoice.number or 'draft-' + str(invoice.id)[:8]}.pdf"

@@ -1,16 +1,31 @@
-"""Invoice queries, scoped to the caller; client users never see drafts."""
+"""Invoice queries, scoped to the caller; client users never see drafts.
+
+The money columns (`amount_paid`, `amount_reserved`, `status` open/paid) change only through
+the guarded statements at the end, which the payments service runs for each allocation.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, select, update
 
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
+from app.core.clock import utcnow
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
 from app.invoices.errors import InvoiceNotFound
-from app.models import Invoice, InvoiceLine, Payment, PaymentAllocation, Tenant
+from app.models import (
+    Client,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    ServiceCategory,
+    Tenant,
+)
 
 
 class InvoiceRepository(Repository[Invoice]):
@@ -52,14 +67,40 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def allocations(self, invoice_id: uuid.UUID) -> list[tuple[PaymentAllocation, Payment]]:
+    def add_lines(self, lines: Sequence[InvoiceLine]) -> None:
+        self.session.add_all(lines)
+
+    async def payments_applied(
+        self, invoice_id: uuid.UUID
+    ) -> list[tuple[PaymentAllocation, Payment, PaymentMethod]]:
+        """What was paid on the invoice: each applied allocation, its payment and method."""
         stmt = (
-            select(PaymentAllocation, Payment)
+            select(PaymentAllocation, Payment, PaymentMethod)
             .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .where(PaymentAllocation.invoice_id == invoice_id)
+            .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+            .where(
+                PaymentAllocation.invoice_id == invoice_id,
+                PaymentAllocation.tenant_id == self.principal.tenant_id,
+                PaymentAllocation.status == "applied",
+            )
             .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
         )
-        return [(a, p) for a, p in (await self.session.execute(stmt)).all()]
+        return [(a, p, m) for a, p, m in (await self.session.execute(stmt)).all()]
+
+    async def category_names(self, category_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not category_ids:
+            return {}
+        stmt = select(ServiceCategory.id, ServiceCategory.name).where(
+            ServiceCategory.tenant_id == self.principal.tenant_id,
+            ServiceCategory.id.in_(category_ids),
+        )
+        return dict((await self.session.execute(stmt)).all())
+
+    async def client_of(self, invoice: Invoice) -> Client:
+        stmt = select(Client).where(
+            Client.id == invoice.client_id, Client.tenant_id == self.principal.tenant_id
+        )
+        return (await self.session.execute(stmt)).scalar_one()
 
     async def next_number(self) -> int:
         # One statement, so two invoices issued at once can never share a number.
@@ -75,3 +116,66 @@ class InvoiceRepository(Repository[Invoice]):
         tenant = await self.session.get(Tenant, self.principal.tenant_id)
         assert tenant is not None
         return tenant
+
+    # -- the money columns, for the payments service ---------------------------------------
+
+    async def lock_for_payment(self, invoice_ids: Sequence[uuid.UUID]) -> list[Invoice]:
+        """The caller's issued invoices among `invoice_ids`, row-locked in id order: two
+        payments locking overlapping invoices take them in the same order, so neither waits
+        on the other in a circle."""
+        stmt = (
+            self.readable()
+            .where(Invoice.id.in_(invoice_ids), Invoice.status != "draft")
+            .order_by(Invoice.id)
+            .with_for_update()
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def hold(self, invoice_id: uuid.UUID, amount: int) -> bool:
+        """Reserve `amount` on an open invoice unless that would exceed what it owes. The guard
+        is in the statement itself, so it holds even where FOR UPDATE is a no-op (SQLite)."""
+        result = await self.session.execute(
+            update(Invoice)
+            .where(
+                Invoice.id == invoice_id,
+                Invoice.tenant_id == self.principal.tenant_id,
+                Invoice.status == "open",
+                Invoice.amount_paid + Invoice.amount_reserved + amount <= Invoice.total,
+            )
+            .values(amount_reserved=Invoice.amount_reserved + amount)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> None:
+        """A held amount was paid: it moves from reserved to paid; all paid closes the invoice."""
+        await self.session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
+            .values(
+                amount_paid=Invoice.amount_paid + amount,
+                amount_reserved=Invoice.amount_reserved - amount,
+                status=case(
+                    (Invoice.amount_paid + amount == Invoice.total, "paid"), else_=Invoice.status
+                ),
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def release_held(self, invoice_id: uuid.UUID, amount: int) -> None:
+        await self.session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
+            .values(amount_reserved=Invoice.amount_reserved - amount)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def reopen(self, invoice_id: uuid.UUID, amount: int) -> None:
+        """Money refunded: the invoice owes it again."""
+        await self.session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
+            .values(amount_paid=Invoice.amount_paid - amount, status="open", updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )

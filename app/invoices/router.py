@@ -6,21 +6,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from app.auth.dependencies import ClientDep, PrincipalDep, StaffDep, StaffOrKeyDep
+from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
 from app.core.clock import today_in
 from app.core.db import transaction
-from app.core.deps import GatewayDep, PageDep, SessionDep, SessionmakerDep
+from app.core.deps import HooksDep, PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
-from app.core.idempotency import IdempotencyKeyDep, Outcome, run_idempotent
+from app.core.idempotency import IdempotentDep, Outcome
 from app.core.pagination import Page
+from app.invoices.dependencies import InvoiceDep, LockedInvoiceDep
 from app.invoices.presenter import invoice_detail, invoice_document, invoice_out
 from app.invoices.repository import InvoiceRepository
-from app.invoices.schemas import InvoiceCreate, InvoiceDetail, InvoiceOut, PayInvoice
+from app.invoices.schemas import InvoiceCreate, InvoiceDetail, InvoiceOut
 from app.invoices.service import create_invoice, issue_invoice, void_invoice
-from app.payments.pay_now import pay_invoice_now
-from app.payments.schemas import PaymentDetail
 
 router = APIRouter(tags=["invoices"])
 
@@ -59,27 +58,20 @@ async def list_invoices(
     },
 )
 async def create(
-    request: Request,
     body: InvoiceCreate,
     principal: StaffOrKeyDep,
     sessionmaker: SessionmakerDep,
-    idempotency_key: IdempotencyKeyDep,
+    idempotent: IdempotentDep,
 ) -> Response:
     """Draft an invoice with its lines; the same `external_id` returns the same invoice."""
 
-    async def run() -> Outcome:
+    async def create_draft() -> Outcome:
         invoice, created = await create_invoice(sessionmaker, principal, body)
         async with transaction(sessionmaker) as session:
-            detail = await invoice_detail(session, principal, invoice.id)
+            detail = await invoice_detail(session, principal, invoice)
         return Outcome(status.HTTP_201_CREATED if created else status.HTTP_200_OK, detail)
 
-    return await run_idempotent(
-        request,
-        actor=principal.actor_key,
-        key=idempotency_key,
-        status_code=status.HTTP_201_CREATED,
-        operation=run,
-    )
+    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, create_draft)
 
 
 @router.get(
@@ -88,10 +80,10 @@ async def create(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_invoice(
-    invoice_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: PrincipalDep, invoice: InvoiceDep, session: SessionDep
 ) -> InvoiceDetail:
     """One invoice with its lines and the payments applied to it."""
-    return await invoice_detail(session, principal, invoice_id)
+    return await invoice_detail(session, principal, invoice)
 
 
 @router.get(
@@ -104,10 +96,10 @@ async def get_invoice(
     },
 )
 async def get_invoice_pdf(
-    invoice_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: PrincipalDep, invoice: InvoiceDep, session: SessionDep
 ) -> Response:
     """The invoice as a PDF."""
-    pdf, filename = await invoice_document(session, principal, invoice_id)
+    pdf, filename = await invoice_document(session, principal, invoice)
     return Response(
         pdf,
         media_type="application/pdf",
@@ -121,11 +113,11 @@ async def get_invoice_pdf(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def issue(
-    invoice_id: uuid.UUID, principal: StaffOrKeyDep, session: SessionDep
+    principal: StaffOrKeyDep, invoice: LockedInvoiceDep, session: SessionDep, hooks: HooksDep
 ) -> InvoiceDetail:
     """Issue a draft (`draft → open`): it gets its number, and AutoPay schedules it."""
-    await issue_invoice(session, principal, invoice_id)
-    return await invoice_detail(session, principal, invoice_id)
+    await issue_invoice(session, principal, invoice, hooks)
+    return await invoice_detail(session, principal, invoice)
 
 
 @router.post(
@@ -133,45 +125,9 @@ async def issue(
     operation_id="voidInvoice",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def void(invoice_id: uuid.UUID, principal: StaffDep, session: SessionDep) -> InvoiceDetail:
+async def void(
+    principal: StaffDep, invoice: LockedInvoiceDep, session: SessionDep, hooks: HooksDep
+) -> InvoiceDetail:
     """Void an invoice nothing has been paid on."""
-    await void_invoice(session, principal, invoice_id)
-    return await invoice_detail(session, principal, invoice_id)
-
-
-@router.post(
-    "/invoices/{invoice_id}/pay",
-    operation_id="payInvoice",
-    status_code=status.HTTP_201_CREATED,
-    response_model=PaymentDetail,
-    responses=problem_responses(401, 402, 403, 404, 409, 422, 503),
-)
-async def pay(
-    request: Request,
-    invoice_id: uuid.UUID,
-    body: PayInvoice,
-    principal: ClientDep,
-    sessionmaker: SessionmakerDep,
-    gateway: GatewayDep,
-    idempotency_key: IdempotencyKeyDep,
-) -> Response:
-    """Pay an invoice now, in full or in part; a decline answers 402."""
-
-    async def run() -> PaymentDetail:
-        return await pay_invoice_now(
-            sessionmaker,
-            gateway,
-            principal,
-            invoice_id=invoice_id,
-            payment_method_id=body.payment_method_id,
-            amount=body.amount,
-            idempotency_key=idempotency_key,
-        )
-
-    return await run_idempotent(
-        request,
-        actor=principal.actor_key,
-        key=idempotency_key,
-        status_code=status.HTTP_201_CREATED,
-        operation=run,
-    )
+    await void_invoice(session, principal, invoice, hooks)
+    return await invoice_detail(session, principal, invoice)

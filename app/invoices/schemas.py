@@ -44,13 +44,6 @@ class InvoiceCreate(StrictBody):
     _currency = field_validator("currency")(_currency)
 
 
-class PayInvoice(StrictBody):
-    payment_method_id: uuid.UUID
-    amount: int | None = Field(
-        default=None, gt=0, le=MAX_AMOUNT, description="Minor units; the balance when left out."
-    )
-
-
 class InvoiceLineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,17 +9,13 @@ from app.core.clock import today_in, utcnow
 from app.core.db import transaction
 from app.core.errors import Unprocessable
 from app.core.events import record_event
+from app.core.hooks import Hooks
 from app.core.principal import Principal
 from app.invoices.errors import InvoiceStateConflict
 from app.invoices.repository import InvoiceRepository
 from app.invoices.schemas import InvoiceCreate
 from app.models import Invoice, InvoiceLine
 from app.tenancy.repository import ClientRepository, ServiceCategoryRepository
-
-# Run inside the issuing transaction (AutoPay schedules its payment here), so an invoice
-# is never open without what must follow from it.
-IssueHook = Callable[[AsyncSession, Principal, Invoice], Awaitable[None]]
-ISSUE_HOOKS: list[IssueHook] = []
 
 INVOICE_NUMBER_FORMAT = "INV-{:06d}"
 
@@ -77,19 +70,21 @@ async def _create(
         amount_paid=0,
         amount_reserved=0,
     )
-    session.add(invoice)
+    invoices.add(invoice)
     await session.flush()
-    session.add_all(
-        InvoiceLine(
-            invoice_id=invoice.id,
-            position=position,
-            description=line.description,
-            service_category_id=line.service_category_id,
-            quantity=line.quantity,
-            unit_amount=line.unit_amount,
-            amount=line.quantity * line.unit_amount,
-        )
-        for position, line in enumerate(data.lines)
+    invoices.add_lines(
+        [
+            InvoiceLine(
+                invoice_id=invoice.id,
+                position=position,
+                description=line.description,
+                service_category_id=line.service_category_id,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                amount=line.quantity * line.unit_amount,
+            )
+            for position, line in enumerate(data.lines)
+        ]
     )
     record_event(
         session,
@@ -105,10 +100,11 @@ async def _create(
 
 
 async def issue_invoice(
-    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invoice: Invoice, hooks: Hooks
 ) -> Invoice:
+    """`draft → open` (or straight to `paid` when there is nothing to pay); `invoice` comes
+    row-locked from the caller's transaction."""
     invoices = InvoiceRepository(session, principal)
-    invoice = await invoices.get_or_404(invoice_id, for_update=True)
     if invoice.status != "draft":
         raise InvoiceStateConflict(f"Only a draft can be issued; this invoice is {invoice.status}.")
     tenant = await invoices.tenant()
@@ -127,16 +123,15 @@ async def issue_invoice(
         subject_id=invoice.id,
         data={"number": invoice.number, "total": invoice.total},
     )
-    for hook in ISSUE_HOOKS:
-        await hook(session, principal, invoice)
+    await hooks.run_invoice_issued(session, principal, invoice)
     await session.flush()
     return invoice
 
 
 async def void_invoice(
-    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invoice: Invoice, hooks: Hooks
 ) -> Invoice:
-    invoice = await InvoiceRepository(session, principal).get_or_404(invoice_id, for_update=True)
+    """Only with nothing paid or held; `invoice` comes row-locked from the caller."""
     if invoice.status == "void":
         raise InvoiceStateConflict("The invoice is already void.")
     if invoice.status == "paid" or invoice.amount_paid > 0:
@@ -156,11 +151,6 @@ async def void_invoice(
         subject_type="invoice",
         subject_id=invoice.id,
     )
-    for hook in VOID_HOOKS:
-        await hook(session, principal, invoice)
+    await hooks.run_invoice_voided(session, principal, invoice)
     await session.flush()
     return invoice
-
-
-# Run inside the voiding transaction (scheduled payments for the invoice are canceled).
-VOID_HOOKS: list[IssueHook] = []

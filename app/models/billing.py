@@ -144,6 +144,8 @@ class InvoiceLine(IdMixin, Base):
 
 
 class Payment(IdMixin, CreatedAtMixin, Base):
+    """One charge through the gateway. What it pays is in its allocations, one per invoice."""
+
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
@@ -152,12 +154,10 @@ class Payment(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("origin IN ('pay_now', 'scheduled')", name="origin"),
         Index(None, "tenant_id", "client_id", "created_at", "id"),
         Index(None, "status", "created_at"),
-        Index(None, "invoice_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     payment_method_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("payment_methods.id", ondelete="RESTRICT")
     )
@@ -179,17 +179,35 @@ class Payment(IdMixin, CreatedAtMixin, Base):
     gateway_attempts: Mapped[int] = mapped_column(default=0)
 
 
+ALLOCATION_STATUSES = ("held", "applied", "released")
+
+
 class PaymentAllocation(IdMixin, CreatedAtMixin, Base):
+    """What one payment pays on one invoice: the truth of where money went.
+
+    `held` while the payment is pending (the amount is reserved on the invoice), `applied`
+    once it succeeded (paid on the invoice), `released` when it failed (the hold let go).
+    """
+
     __tablename__ = "payment_allocations"
     __table_args__ = (
         UniqueConstraint("payment_id", "invoice_id"),
+        UniqueConstraint("payment_id", "position"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('held', 'applied', 'released')", name="status"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
+        CheckConstraint("status = 'applied' OR amount_refunded = 0", name="refunded_if_applied"),
         Index(None, "invoice_id"),
     )
 
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
+    # The order the payment pays its invoices in (oldest due first); 0 is the first.
+    position: Mapped[int] = mapped_column(default=0)
     amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="held")
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Refund(IdMixin, CreatedAtMixin, Base):

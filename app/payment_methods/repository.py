@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Select, func, select, update
 
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
 from app.models import Client, PaymentMethod, PlatformFee
 from app.payment_methods.errors import PaymentMethodNotFound
 
@@ -39,6 +39,13 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
             .with_for_update()
         )
         await self.session.execute(stmt)
+
+    async def live(self, method_id: uuid.UUID, *, client_id: uuid.UUID) -> PaymentMethod | None:
+        """The client's method, unless it was removed."""
+        stmt = self.readable().where(
+            PaymentMethod.id == method_id, PaymentMethod.client_id == client_id
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def live_for_client(self, client_id: uuid.UUID) -> list[PaymentMethod]:
         stmt = (
@@ -91,7 +98,8 @@ class PlatformFeeRepository(Repository[PlatformFee]):
         return items, cursor, int(total), int(count)
 
     async def exists_for(self, client_id: uuid.UUID, fingerprint: str) -> bool:
-        stmt = select(func.count()).where(
+        """A fee was charged for this card or account and client, ever (even if removed)."""
+        stmt = self.readable().where(
             PlatformFee.client_id == client_id, PlatformFee.fingerprint == fingerprint
         )
-        return bool((await self.session.execute(stmt)).scalar_one())
+        return (await self.session.execute(stmt.limit(1))).first() is not None

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.dependencies import ClientDep, PersonDep, StaffDep
-from app.core.deps import GatewayDep, PageDep, SessionDep, SessionmakerDep
+from app.core.deps import GatewayDep, HooksDep, PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
-from app.core.idempotency import IdempotencyKeyDep, run_idempotent
+from app.core.idempotency import IdempotentDep
 from app.core.pagination import Page
+from app.models import PaymentMethod
 from app.models.billing import PAYMENT_METHOD_FEE_CURRENCY
 from app.payment_methods.repository import PaymentMethodRepository, PlatformFeeRepository
 from app.payment_methods.schemas import (
@@ -29,6 +30,15 @@ from app.payment_methods.service import (
 )
 
 router = APIRouter(tags=["payment-methods"])
+
+
+async def payment_method_from_path(
+    payment_method_id: uuid.UUID, principal: PersonDep, session: SessionDep
+) -> PaymentMethod:
+    return await PaymentMethodRepository(session, principal).get_or_404(payment_method_id)
+
+
+PaymentMethodDep = Annotated[PaymentMethod, Depends(payment_method_from_path)]
 
 
 @router.get(
@@ -56,12 +66,11 @@ async def list_payment_methods(
     responses=problem_responses(401, 403, 409, 422, 503),
 )
 async def create_payment_method(
-    request: Request,
     body: PaymentMethodCreate,
     principal: ClientDep,
     sessionmaker: SessionmakerDep,
     gateway: GatewayDep,
-    idempotency_key: IdempotencyKeyDep,
+    idempotent: IdempotentDep,
 ) -> Response:
     """Keep a card or bank account on file, from a gateway token."""
 
@@ -69,13 +78,7 @@ async def create_payment_method(
         method = await PaymentMethodService(sessionmaker, principal, gateway).add(body)
         return PaymentMethodOut.model_validate(method)
 
-    return await run_idempotent(
-        request,
-        actor=principal.actor_key,
-        key=idempotency_key,
-        status_code=status.HTTP_201_CREATED,
-        operation=add,
-    )
+    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, add)
 
 
 @router.get(
@@ -83,11 +86,8 @@ async def create_payment_method(
     operation_id="getPaymentMethod",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_payment_method(
-    payment_method_id: uuid.UUID, principal: PersonDep, session: SessionDep
-) -> PaymentMethodOut:
+async def get_payment_method(method: PaymentMethodDep) -> PaymentMethodOut:
     """One payment method."""
-    method = await PaymentMethodRepository(session, principal).get_or_404(payment_method_id)
     return PaymentMethodOut.model_validate(method)
 
 
@@ -114,10 +114,10 @@ async def update_method(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def delete_method(
-    payment_method_id: uuid.UUID, principal: ClientDep, session: SessionDep
+    payment_method_id: uuid.UUID, principal: ClientDep, session: SessionDep, hooks: HooksDep
 ) -> Response:
     """Remove a payment method (refused while AutoPay or a scheduled payment uses it)."""
-    await delete_payment_method(session, principal, payment_method_id)
+    await delete_payment_method(session, principal, payment_method_id, hooks)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -149,8 +149,6 @@ async def list_platform_fees(
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)

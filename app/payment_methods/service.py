@@ -8,16 +8,15 @@ then are the method and its platform fee written, together, in one short transac
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Unprocessable
 from app.core.events import record_event
-from app.core.principal import Principal
+from app.core.hooks import Hooks
+from app.core.principal import ClientPrincipal
 from app.gateways.base import (
     AttachedMethod,
     GatewayError,
@@ -25,7 +24,7 @@ from app.gateways.base import (
     GatewayUnavailable,
     PaymentGateway,
 )
-from app.models import Client, PaymentMethod, PlatformFee
+from app.models import PaymentMethod, PlatformFee
 from app.models.billing import PAYMENT_METHOD_FEE_AMOUNT, PAYMENT_METHOD_FEE_CURRENCY
 from app.payment_methods.errors import (
     DuplicatePaymentMethod,
@@ -33,20 +32,16 @@ from app.payment_methods.errors import (
     PaymentMethodInUse,
     PaymentMethodRejected,
 )
-from app.payment_methods.repository import PaymentMethodRepository
+from app.payment_methods.repository import PaymentMethodRepository, PlatformFeeRepository
 from app.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate
-
-# Checks that refuse deleting a method something still relies on. AutoPay and scheduled
-# payments register theirs; this module cannot import them (they import it).
-InUseCheck = Callable[[AsyncSession, PaymentMethod], Awaitable[bool]]
-IN_USE_CHECKS: list[InUseCheck] = []
+from app.tenancy.repository import ClientRepository
 
 
 class PaymentMethodService:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        principal: Principal,
+        principal: ClientPrincipal,
         gateway: PaymentGateway,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -55,7 +50,6 @@ class PaymentMethodService:
 
     async def add(self, data: PaymentMethodCreate) -> PaymentMethod:
         client_id = self.principal.client_id
-        assert client_id is not None
         customer = await self._gateway_customer(client_id)
         try:
             attached = await self.gateway.attach_method(
@@ -73,8 +67,8 @@ class PaymentMethodService:
 
     async def _gateway_customer(self, client_id: uuid.UUID) -> str:
         async with transaction(self.sessionmaker) as session:
-            client = await session.get(Client, client_id)
-            if client is None or client.tenant_id != self.principal.tenant_id:
+            client = await ClientRepository(session, self.principal).get(client_id)
+            if client is None:
                 raise Unprocessable("The caller's client no longer exists.")
             if client.gateway_customer_reference:
                 return client.gateway_customer_reference
@@ -86,8 +80,9 @@ class PaymentMethodService:
         except GatewayError as exc:
             raise GatewayUnavailableError() from exc
         async with transaction(self.sessionmaker) as session:
-            stmt = select(Client).where(Client.id == client_id).with_for_update()
-            client = (await session.execute(stmt)).scalar_one()
+            client = await ClientRepository(session, self.principal).get_or_404(
+                client_id, for_update=True
+            )
             # Two first cards at once: whoever wrote first wins, the other customer is unused.
             if not client.gateway_customer_reference:
                 client.gateway_customer_reference = reference
@@ -132,7 +127,7 @@ class PaymentMethodService:
             nickname=data.nickname,
             is_default=make_default,
         )
-        session.add(method)
+        repo.add(method)
         await session.flush()
         fee = await self._charge_fee_once(session, method)
         record_event(
@@ -148,15 +143,10 @@ class PaymentMethodService:
         return method
 
     async def _charge_fee_once(self, session: AsyncSession, method: PaymentMethod) -> int:
-        seen = await session.execute(
-            select(PlatformFee.id).where(
-                PlatformFee.client_id == method.client_id,
-                PlatformFee.fingerprint == method.fingerprint,
-            )
-        )
-        if seen.first() is not None:
+        fees = PlatformFeeRepository(session, self.principal)
+        if await fees.exists_for(method.client_id, method.fingerprint):
             return 0
-        session.add(
+        fees.add(
             PlatformFee(
                 tenant_id=method.tenant_id,
                 client_id=method.client_id,
@@ -170,10 +160,14 @@ class PaymentMethodService:
 
 
 async def update_payment_method(
-    session: AsyncSession, principal: Principal, method_id: uuid.UUID, data: PaymentMethodUpdate
+    session: AsyncSession,
+    principal: ClientPrincipal,
+    method_id: uuid.UUID,
+    data: PaymentMethodUpdate,
 ) -> PaymentMethod:
     repo = PaymentMethodRepository(session, principal)
-    await _lock_callers_client(repo, principal)
+    # The client's lock before any method's, in the same order as adding takes them.
+    await repo.lock_client(principal.client_id)
     method = await repo.get_or_404(method_id, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     if "nickname" in changes:
@@ -188,14 +182,13 @@ async def update_payment_method(
 
 
 async def delete_payment_method(
-    session: AsyncSession, principal: Principal, method_id: uuid.UUID
+    session: AsyncSession, principal: ClientPrincipal, method_id: uuid.UUID, hooks: Hooks
 ) -> None:
     repo = PaymentMethodRepository(session, principal)
-    await _lock_callers_client(repo, principal)
+    await repo.lock_client(principal.client_id)
     method = await repo.get_or_404(method_id, for_update=True)
-    for in_use in IN_USE_CHECKS:
-        if await in_use(session, method):
-            raise PaymentMethodInUse()
+    if await hooks.payment_method_is_in_use(session, principal, method):
+        raise PaymentMethodInUse()
     method.deleted_at = utcnow()
     if method.is_default:
         method.is_default = False
@@ -203,12 +196,6 @@ async def delete_payment_method(
         if others:
             others[0].is_default = True  # the newest one left
     await session.flush()
-
-
-async def _lock_callers_client(repo: PaymentMethodRepository, principal: Principal) -> None:
-    # The client's lock before any method's, in the same order as adding takes them.
-    if principal.client_id is not None:
-        await repo.lock_client(principal.client_id)
 
 
 def _rejection_text(exc: GatewayMethodRejected) -> str:

@@ -1,29 +1,24 @@
-"""Demo billing for `billing-portal seed-demo`: cards on file, invoices that are open,
-overdue and paid, and the payments behind the paid ones, charged through the configured
-gateway so refunds from the running portal work on them."""
+"""Demo billing for `billing-portal seed-demo`: invoices that are open, overdue and paid, a
+card on file for each client, and the payment behind each paid invoice, charged through the
+configured gateway so refunds from the running portal work on them."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
-from sqlalchemy import update
-
-from app.bootstrap import DemoContext
-from app.core.clock import today_in, utcnow
-from app.core.events import record_event
+from app.core.clock import today_in
+from app.core.principal import ClientPrincipal, Principal
+from app.demo.context import DemoContext
 from app.gateways.base import GatewayError
+from app.invoices.repository import InvoiceRepository
 from app.invoices.service import INVOICE_NUMBER_FORMAT
-from app.models import (
-    Client,
-    Invoice,
-    InvoiceLine,
-    Payment,
-    PaymentAllocation,
-    PaymentMethod,
-    PlatformFee,
-    Tenant,
-)
-from app.models.billing import PAYMENT_METHOD_FEE_AMOUNT, PAYMENT_METHOD_FEE_CURRENCY
+from app.models import Client, Invoice, InvoiceLine
+from app.payment_methods.schemas import PaymentMethodCreate
+from app.payment_methods.service import PaymentMethodService
+from app.payments.charges import PaymentOrder
+from app.payments.service import PaymentService
 
 # (category, description, quantity, unit amount in cents)
 _MONTHLY = [
@@ -37,57 +32,36 @@ _MONTHLY = [
 async def seed_billing(ctx: DemoContext) -> None:
     today = today_in(ctx.tenant.timezone)
     for index, client in enumerate(ctx.clients):
-        method = await _card(ctx, client, "tok_visa" if index != 1 else "tok_mastercard")
         await _invoice(ctx, client, due=today + timedelta(days=20), memo="This month")
         await _invoice(ctx, client, due=today - timedelta(days=10 + index), memo="Last month")
         paid = await _invoice(ctx, client, due=today - timedelta(days=40), memo="Two months ago")
-        await _pay(ctx, paid, method)
+        token = "tok_visa" if index != 1 else "tok_mastercard"
+        ctx.after_commit.append(_card_and_payment(ctx, client, paid.id, token))
     await ctx.session.flush()
 
 
-async def _card(ctx: DemoContext, client: Client, token: str) -> PaymentMethod:
-    customer = await ctx.gateway.create_customer(
-        name=client.name, email=client.billing_email, metadata={"client_id": str(client.id)}
-    )
-    client.gateway_customer_reference = customer
-    attached = await ctx.gateway.attach_method(token=token, customer_reference=customer)
-    method = PaymentMethod(
-        tenant_id=ctx.tenant.id,
-        client_id=client.id,
-        type=attached.type,
-        brand=attached.brand,
-        last4=attached.last4,
-        exp_month=attached.exp_month,
-        exp_year=attached.exp_year,
-        fingerprint=attached.fingerprint,
-        gateway_reference=attached.reference,
-        nickname="Company card",
-        is_default=True,
-    )
-    ctx.session.add(method)
-    await ctx.session.flush()
-    ctx.session.add(
-        PlatformFee(
-            tenant_id=ctx.tenant.id,
-            client_id=client.id,
-            payment_method_id=method.id,
-            fingerprint=method.fingerprint,
-            amount=PAYMENT_METHOD_FEE_AMOUNT,
-            currency=PAYMENT_METHOD_FEE_CURRENCY,
-        )
-    )
-    return method
+def _card_and_payment(
+    ctx: DemoContext, client: Client, invoice_id: uuid.UUID, token: str
+) -> Callable[[], Awaitable[None]]:
+    """Once the demo is committed: the client's card, and the invoice paid with it."""
+    principal = ClientPrincipal.of(ctx.principal_for(ctx.contacts[client.id]), client.id)
+
+    async def step() -> None:
+        methods = PaymentMethodService(ctx.sessionmaker, principal, ctx.gateway)
+        try:
+            card = await methods.add(
+                PaymentMethodCreate(type="card", token=token, nickname="Company card")
+            )
+            order = PaymentOrder(payment_method_id=card.id, invoice_ids=(invoice_id,))
+            await PaymentService(ctx.sessionmaker, ctx.gateway).pay(principal, order)
+        except GatewayError:
+            return  # a real gateway in a demo: leave this invoice open rather than fake a payment
+
+    return step
 
 
 async def _invoice(ctx: DemoContext, client: Client, *, due: date, memo: str) -> Invoice:
-    number = (
-        await ctx.session.execute(
-            update(Tenant)
-            .where(Tenant.id == ctx.tenant.id)
-            .values(next_invoice_number=Tenant.next_invoice_number + 1)
-            .returning(Tenant.next_invoice_number - 1)
-        )
-    ).scalar_one()
+    invoices = InvoiceRepository(ctx.session, Principal.system(ctx.tenant.id))
     lines = [
         (ctx.categories[category], description, quantity, unit)
         for category, description, quantity, unit in _MONTHLY
@@ -95,7 +69,7 @@ async def _invoice(ctx: DemoContext, client: Client, *, due: date, memo: str) ->
     invoice = Invoice(
         tenant_id=ctx.tenant.id,
         client_id=client.id,
-        number=INVOICE_NUMBER_FORMAT.format(number),
+        number=INVOICE_NUMBER_FORMAT.format(await invoices.next_number()),
         status="open",
         currency="USD",
         issued_on=due - timedelta(days=30),
@@ -105,64 +79,20 @@ async def _invoice(ctx: DemoContext, client: Client, *, due: date, memo: str) ->
         amount_paid=0,
         amount_reserved=0,
     )
-    ctx.session.add(invoice)
+    invoices.add(invoice)
     await ctx.session.flush()
-    ctx.session.add_all(
-        InvoiceLine(
-            invoice_id=invoice.id,
-            position=position,
-            description=description,
-            service_category_id=category.id,
-            quantity=quantity,
-            unit_amount=unit,
-            amount=quantity * unit,
-        )
-        for position, (category, description, quantity, unit) in enumerate(lines)
+    invoices.add_lines(
+        [
+            InvoiceLine(
+                invoice_id=invoice.id,
+                position=position,
+                description=description,
+                service_category_id=category.id,
+                quantity=quantity,
+                unit_amount=unit,
+                amount=quantity * unit,
+            )
+            for position, (category, description, quantity, unit) in enumerate(lines)
+        ]
     )
     return invoice
-
-
-async def _pay(ctx: DemoContext, invoice: Invoice, method: PaymentMethod) -> None:
-    payment = Payment(
-        tenant_id=ctx.tenant.id,
-        client_id=invoice.client_id,
-        invoice_id=invoice.id,
-        payment_method_id=method.id,
-        amount=invoice.total,
-        currency=invoice.currency,
-        status="pending",
-        origin="pay_now",
-        gateway_idempotency_key=f"demo_{invoice.id}",
-    )
-    ctx.session.add(payment)
-    await ctx.session.flush()
-    client = await ctx.session.get(Client, invoice.client_id)
-    assert client is not None
-    try:
-        charge = await ctx.gateway.charge(
-            amount=payment.amount,
-            currency=payment.currency,
-            method_reference=method.gateway_reference,
-            customer_reference=client.gateway_customer_reference or "",
-            idempotency_key=payment.gateway_idempotency_key,
-        )
-    except GatewayError:
-        return  # a real gateway in a demo: leave this invoice open rather than fake a payment
-    payment.status = "succeeded"
-    payment.gateway_charge_reference = charge.reference
-    payment.settled_at = utcnow()
-    payment.gateway_attempts = 1
-    invoice.amount_paid = invoice.total
-    invoice.status = "paid"
-    ctx.session.add(
-        PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id, amount=payment.amount)
-    )
-    record_event(
-        ctx.session,
-        tenant_id=ctx.tenant.id,
-        client_id=invoice.client_id,
-        type="payment.succeeded",
-        subject_type="payment",
-        subject_id=payment.id,
-        data={"amount": payment.amount, "invoice_id": str(invoice.id), "origin": "pay_now"},
-    )

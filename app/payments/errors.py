@@ -42,6 +42,10 @@ class InvoiceNotPayable(Conflict):
     type_slug = "invoice-not-payable"
     title = "Invoice not payable"
 
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The invoice is {status}; there is nothing to pay.")
+        self.invoice_status = status
+
 
 class PaymentInProgress(RetryLater, Conflict):
     type_slug = "payment-in-progress"

@@ -1,19 +1,28 @@
-"""Settling what the gateway left unknown: pending payments and refunds, by asking again
-with the same idempotency key (which can only ever find the first charge)."""
+"""Settling what the gateway left unknown: every pending payment and refund old enough, asked
+again with its own idempotency key (which can only ever find the first charge), several at once
+within a bound. Each is settled as its tenant's system principal."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.clock import utcnow
+from app.core.db import transaction
+from app.core.principal import Principal
 from app.gateways.base import PaymentGateway
-from app.payments.processor import PaymentProcessor
-from app.payments.refunds import RefundProcessor
+from app.payments.repository import UnsettledWork
+from app.payments.service import PaymentService
 
 logger = logging.getLogger("billing_portal.reconcile")
+
+DEFAULT_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +38,64 @@ async def reconcile(
     gateway: PaymentGateway,
     *,
     older_than: timedelta,
-    limit: int = 100,
+    limit: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> ReconcileReport:
-    payments = await PaymentProcessor(sessionmaker, gateway).reconcile_pending(
-        older_than=older_than, limit=limit
-    )
-    refunds = await RefundProcessor(sessionmaker, gateway).reconcile_pending(
-        older_than=older_than, limit=limit
-    )
+    """Settle pending payments and refunds created at least `older_than` ago (at most `limit`
+    of each when given); the report counts what was checked and what is settled now."""
+    cutoff = utcnow() - older_than
+    async with transaction(sessionmaker) as session:
+        work = UnsettledWork(session)
+        payments = await work.pending_payments(cutoff, limit)
+        refunds = await work.pending_refunds(cutoff, limit)
+    service = PaymentService(sessionmaker, gateway)
+
+    async def payment(tenant_id: uuid.UUID, payment_id: uuid.UUID) -> bool:
+        settled = await service.settle(Principal.system(tenant_id), payment_id)
+        _log("payment", payment_id, settled.status)
+        return settled.status != "pending"
+
+    async def refund(tenant_id: uuid.UUID, refund_id: uuid.UUID) -> bool:
+        settled = await service.settle_refund(Principal.system(tenant_id), refund_id)
+        _log("refund", refund_id, settled.status)
+        return settled.status != "pending"
+
     report = ReconcileReport(
         payments_checked=len(payments),
-        payments_settled=sum(p.status != "pending" for p in payments),
+        payments_settled=await _settle_all(payments, payment, concurrency),
         refunds_checked=len(refunds),
-        refunds_settled=sum(r.status != "pending" for r in refunds),
+        refunds_settled=await _settle_all(refunds, refund, concurrency),
     )
     if payments or refunds:
         logger.info("reconciled", extra=asdict(report))
     return report
+
+
+async def _settle_all(
+    pending: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    settle: Callable[[uuid.UUID, uuid.UUID], Awaitable[bool]],
+    concurrency: int,
+) -> int:
+    """How many of `pending` are settled, `concurrency` at a time. One record's surprise is
+    logged and leaves it pending for the next run; it does not stop the others."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(tenant_id: uuid.UUID, record_id: uuid.UUID) -> bool:
+        async with gate:
+            try:
+                return await settle(tenant_id, record_id)
+            except Exception:
+                logger.exception("reconciling failed", extra={"record_id": str(record_id)})
+                return False
+
+    settled = 0
+    # In chunks, so a backlog of a million is not a million tasks at once.
+    chunk = concurrency * 50
+    for start in range(0, len(pending), chunk):
+        part = pending[start : start + chunk]
+        settled += sum(await asyncio.gather(*(one(tenant_id, id_) for tenant_id, id_ in part)))
+    return settled
+
+
+def _log(kind: str, record_id: uuid.UUID, status: str) -> None:
+    logger.info(f"{kind} reconciled", extra={f"{kind}_id": str(record_id), "status": status})

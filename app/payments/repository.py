@@ -1,25 +1,19 @@
-"""Payment history queries: one query for the page, one each for the methods and the
-allocations behind it (no N+1)."""
+"""Payment, allocation and refund queries, scoped to the caller; the history pages are one query
+for the page plus one each for the methods and the allocations behind it (no N+1)."""
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Result, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
 from app.models import Invoice, Payment, PaymentAllocation, PaymentMethod, Refund
 from app.payments.errors import PaymentNotFound
-from app.payments.schemas import (
-    AllocationOut,
-    PaymentDetail,
-    PaymentMethodSummary,
-    PaymentOut,
-    RefundOut,
-)
 
 
 class PaymentRepository(Repository[Payment]):
@@ -33,81 +27,124 @@ class PaymentRepository(Repository[Payment]):
         client_id: uuid.UUID | None,
         status: str | None,
         invoice_id: uuid.UUID | None,
-    ) -> tuple[list[PaymentOut], str | None]:
+    ) -> tuple[list[Payment], str | None]:
         stmt = self.readable()
         if client_id is not None:
             stmt = stmt.where(Payment.client_id == client_id)
         if status is not None:
             stmt = stmt.where(Payment.status == status)
         if invoice_id is not None:
-            stmt = stmt.where(Payment.invoice_id == invoice_id)
-        rows, cursor = await paginate(self.session, stmt, params, [Payment.created_at, Payment.id])
-        return await self.present(rows), cursor
+            paying = select(PaymentAllocation.payment_id).where(
+                PaymentAllocation.invoice_id == invoice_id
+            )
+            stmt = stmt.where(Payment.id.in_(paying))
+        return await paginate(self.session, stmt, params, [Payment.created_at, Payment.id])
 
-    async def detail(self, payment_id: uuid.UUID) -> PaymentDetail:
-        payment = await self.get_or_404(payment_id)
-        (out,) = await self.present([payment])
+    async def by_request_key(self, request_key: str) -> Payment | None:
+        stmt = self.readable().where(Payment.request_key == request_key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def locked(self, payment_id: uuid.UUID) -> Payment:
+        """The payment, row-locked: whoever records its outcome first wins, the rest see it."""
+        found = await self.get(payment_id, for_update=True)
+        if found is None:
+            raise self.not_found()
+        return found
+
+    def add_allocations(self, allocations: Sequence[PaymentAllocation]) -> None:
+        self.session.add_all(allocations)
+
+    async def allocations(self, payment_ids: Sequence[uuid.UUID]) -> list[PaymentAllocation]:
+        """The allocations of these payments, each payment's in its own order."""
+        if not payment_ids:
+            return []
         stmt = (
-            select(Refund)
-            .where(Refund.payment_id == payment.id)
+            select(PaymentAllocation)
+            .where(
+                PaymentAllocation.payment_id.in_(payment_ids),
+                PaymentAllocation.tenant_id == self.principal.tenant_id,
+            )
+            .order_by(PaymentAllocation.payment_id, PaymentAllocation.position)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def methods(self, method_ids: set[uuid.UUID]) -> dict[uuid.UUID, PaymentMethod]:
+        """Methods by id, deleted ones included: history still names the card it used."""
+        if not method_ids:
+            return {}
+        stmt = select(PaymentMethod).where(
+            PaymentMethod.id.in_(method_ids), PaymentMethod.tenant_id == self.principal.tenant_id
+        )
+        return {m.id: m for m in (await self.session.execute(stmt)).scalars()}
+
+    async def invoice_numbers(self, invoice_ids: set[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        if not invoice_ids:
+            return {}
+        stmt = select(Invoice.id, Invoice.number).where(
+            Invoice.id.in_(invoice_ids), Invoice.tenant_id == self.principal.tenant_id
+        )
+        return dict((await self.session.execute(stmt)).all())
+
+
+class RefundRepository(Repository[Refund]):
+    model = Refund
+
+    async def by_request_key(self, request_key: str) -> Refund | None:
+        stmt = self.readable().where(Refund.request_key == request_key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def locked(self, refund_id: uuid.UUID) -> Refund:
+        found = await self.get(refund_id, for_update=True)
+        assert found is not None, "a refund being settled exists"
+        return found
+
+    async def of_payment(self, payment_id: uuid.UUID) -> list[Refund]:
+        stmt = (
+            self.readable()
+            .where(Refund.payment_id == payment_id)
             .order_by(Refund.created_at, Refund.id)
         )
-        refunds = [
-            RefundOut.model_validate(r) for r in (await self.session.execute(stmt)).scalars()
-        ]
-        return PaymentDetail(**out.model_dump(), refunds=refunds)
+        return list((await self.session.execute(stmt)).scalars())
 
-    async def present(self, payments: Sequence[Payment]) -> list[PaymentOut]:
-        if not payments:
-            return []
-        method_ids = {p.payment_method_id for p in payments}
-        methods = {
-            m.id: m
-            for m in (
-                await self.session.execute(
-                    select(PaymentMethod).where(PaymentMethod.id.in_(method_ids))
-                )
-            ).scalars()
-        }
-        allocation_rows = await self.session.execute(
-            select(PaymentAllocation, Invoice.number)
-            .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-            .where(PaymentAllocation.payment_id.in_([p.id for p in payments]))
+    async def pending_total(self, payment_id: uuid.UUID) -> int:
+        stmt = select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.tenant_id == self.principal.tenant_id,
+            Refund.payment_id == payment_id,
+            Refund.status == "pending",
         )
-        allocations: dict[uuid.UUID, list[AllocationOut]] = defaultdict(list)
-        for allocation, number in allocation_rows.all():
-            allocations[allocation.payment_id].append(
-                AllocationOut(
-                    invoice_id=allocation.invoice_id,
-                    invoice_number=number,
-                    amount=allocation.amount,
-                )
-            )
-        out = []
-        for payment in payments:
-            method = methods[payment.payment_method_id]
-            out.append(
-                PaymentOut(
-                    id=payment.id,
-                    client_id=payment.client_id,
-                    invoice_id=payment.invoice_id,
-                    amount=payment.amount,
-                    currency=payment.currency,
-                    status=payment.status,
-                    origin=payment.origin,
-                    scheduled_payment_id=payment.scheduled_payment_id,
-                    payment_method=PaymentMethodSummary(
-                        id=method.id,
-                        type=method.type,
-                        brand=method.brand,
-                        last4=method.last4,
-                    ),
-                    amount_refunded=payment.amount_refunded,
-                    failure_code=payment.failure_code,
-                    failure_message=payment.failure_message,
-                    created_at=payment.created_at,
-                    settled_at=payment.settled_at,
-                    allocations=allocations[payment.id],
-                )
-            )
-        return out
+        return int((await self.session.execute(stmt)).scalar_one())
+
+
+class UnsettledWork:
+    """The one cross-tenant read of the money path: which payments and refunds the gateway
+    left pending, as (tenant, id) pairs. Settling each then runs as that tenant's system
+    principal, through the scoped repositories above."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pending_payments(
+        self, cutoff: datetime, limit: int | None
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        # Fewest tries first: payments the gateway keeps refusing to settle sink below newer
+        # ones instead of taking the places of a limited run.
+        stmt = _pending(Payment, cutoff).order_by(
+            Payment.gateway_attempts, Payment.created_at, Payment.id
+        )
+        return _pairs(await self.session.execute(stmt.limit(limit)))
+
+    async def pending_refunds(
+        self, cutoff: datetime, limit: int | None
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        stmt = _pending(Refund, cutoff).order_by(Refund.created_at, Refund.id)
+        return _pairs(await self.session.execute(stmt.limit(limit)))
+
+
+def _pending(model: type[Payment] | type[Refund], cutoff: datetime) -> Select[uuid.UUID, uuid.UUID]:
+    return select(model.tenant_id, model.id).where(
+        model.status == "pending", model.created_at <= cutoff
+    )
+
+
+def _pairs(result: Result[uuid.UUID, uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(tenant_id, id_) for tenant_id, id_ in result.all()]

@@ -66,3 +66,10 @@ class RefundCreate(StrictBody):
         le=MAX_AMOUNT,
         description="Minor units; the rest of the payment when left out.",
     )
+
+
+class PayInvoice(StrictBody):
+    payment_method_id: uuid.UUID
+    amount: int | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT, description="Minor units; the balance when left out."
+    )

@@ -1,17 +1,35 @@
-"""Scheduled-payment queries, scoped to the caller."""
+"""Scheduled-payment queries, scoped to the caller, and the runner's queue over them.
+
+Status, version and attempts change only through `app/scheduled_payments/service.py`: these
+statements are its tools (the set-based ones claim and hand back many rows at once).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
-from app.models import ScheduledPayment
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
+from app.models import AutopaySetting, ScheduledPayment
 from app.scheduled_payments.errors import ScheduledPaymentNotFound
 
+# Not finished: a payment method they use cannot be deleted.
 OPEN_STATUSES = ("scheduled", "processing")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A scheduled payment taken by a runner for one attempt, under a lease."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    attempt: int
 
 
 class ScheduledPaymentRepository(Repository[ScheduledPayment]):
@@ -50,22 +68,157 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def for_invoice(
-        self, invoice_id: uuid.UUID, *, statuses: tuple[str, ...] | None = None
+    async def for_invoices(
+        self,
+        invoice_ids: Sequence[uuid.UUID],
+        *,
+        statuses: tuple[str, ...] | None = None,
+        origin: str | None = None,
+        for_update: bool = False,
     ) -> list[ScheduledPayment]:
-        stmt = self.readable().where(ScheduledPayment.invoice_id == invoice_id)
+        """The invoices' scheduled payments, oldest first."""
+        if not invoice_ids:
+            return []
+        stmt = self.readable().where(ScheduledPayment.invoice_id.in_(invoice_ids))
         if statuses is not None:
             stmt = stmt.where(ScheduledPayment.status.in_(statuses))
-        stmt = stmt.order_by(ScheduledPayment.created_at)
+        if origin is not None:
+            stmt = stmt.where(ScheduledPayment.origin == origin)
+        stmt = stmt.order_by(ScheduledPayment.created_at, ScheduledPayment.id)
+        if for_update:
+            stmt = stmt.with_for_update()
         return list((await self.session.execute(stmt)).scalars())
 
-    async def uses_method(self, method_id: uuid.UUID) -> bool:
-        stmt = (
+    async def method_in_use(self, method_id: uuid.UUID) -> bool:
+        """AutoPay (on) or an unfinished scheduled payment relies on the method."""
+        autopay = select(AutopaySetting.id).where(
+            AutopaySetting.tenant_id == self.principal.tenant_id,
+            AutopaySetting.payment_method_id == method_id,
+            AutopaySetting.enabled.is_(True),
+        )
+        scheduled = select(ScheduledPayment.id).where(
+            ScheduledPayment.tenant_id == self.principal.tenant_id,
+            ScheduledPayment.payment_method_id == method_id,
+            ScheduledPayment.status.in_(OPEN_STATUSES),
+        )
+        found = await self.session.execute(autopay.union_all(scheduled).limit(1))
+        return found.first() is not None
+
+    async def claimed(self, claim: Claim, *, for_update: bool = False) -> ScheduledPayment | None:
+        """The row of a claim, if this attempt is still the runner's (not finished by another,
+        not canceled before it started)."""
+        stmt = self.readable().where(
+            ScheduledPayment.id == claim.id,
+            ScheduledPayment.status == "processing",
+            ScheduledPayment.attempts == claim.attempt,
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class ScheduledPaymentQueue:
+    """The runner's view of every tenant's scheduled payments: what is due, taken under a
+    lease. The only cross-tenant statements of the scheduling domain; each claim then runs
+    as its tenant's system principal."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self, limit: int, *, now: datetime, lease_until: datetime, recover_before: datetime | None
+    ) -> list[Claim]:
+        """Take up to `limit` due rows (a new attempt each) and up to `limit` rows whose
+        runner's lease ran out (the same attempt again: its payment is found by its key).
+
+        `recover_before`: take back only abandoned rows last touched before then, so an
+        attempt this run left pending waits for the next run instead of being taken again at
+        once, and again, while the gateway is down.
+        """
+        due = (
+            select(ScheduledPayment.id)
+            .where(ScheduledPayment.status == "scheduled", ScheduledPayment.next_attempt_at <= now)
+            .order_by(ScheduledPayment.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        abandoned = (
             select(ScheduledPayment.id)
             .where(
-                ScheduledPayment.payment_method_id == method_id,
-                ScheduledPayment.status.in_(OPEN_STATUSES),
+                ScheduledPayment.status == "processing", ScheduledPayment.lease_expires_at <= now
             )
-            .limit(1)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return (await self.session.execute(stmt)).first() is not None
+        if recover_before is not None:
+            abandoned = abandoned.where(ScheduledPayment.updated_at < recover_before)
+        # The ids first, in statements of their own: as a subquery of the UPDATE, PostgreSQL
+        # may run `... LIMIT n FOR UPDATE SKIP LOCKED` again for each row it updates, each
+        # time past the rows already taken, and so claim everything due.
+        due_ids = list((await self.session.execute(due)).scalars())
+        abandoned_ids = list((await self.session.execute(abandoned)).scalars())
+        fresh = await self.session.execute(
+            update(ScheduledPayment)
+            # Repeating the guard keeps the update safe where FOR UPDATE is a no-op (SQLite).
+            .where(ScheduledPayment.id.in_(due_ids), ScheduledPayment.status == "scheduled")
+            .values(
+                status="processing",
+                attempts=ScheduledPayment.attempts + 1,
+                lease_expires_at=lease_until,
+                version=ScheduledPayment.version + 1,
+                updated_at=now,
+            )
+            .returning(ScheduledPayment.id, ScheduledPayment.tenant_id, ScheduledPayment.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        claims = [Claim(*row) for row in fresh.all()]
+        recovered = await self.session.execute(
+            update(ScheduledPayment)
+            .where(
+                ScheduledPayment.id.in_(abandoned_ids),
+                ScheduledPayment.status == "processing",
+                ScheduledPayment.lease_expires_at <= now,
+            )
+            .values(lease_expires_at=lease_until, updated_at=now)
+            .returning(ScheduledPayment.id, ScheduledPayment.tenant_id, ScheduledPayment.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        return claims + [Claim(*row) for row in recovered.all()]
+
+    async def renew(self, claims: Sequence[Claim], *, lease_until: datetime) -> None:
+        """The runner is alive and still working on these: keep them its own."""
+        if claims:
+            await self.session.execute(
+                update(ScheduledPayment)
+                .where(_still_claimed(claims))
+                .values(lease_expires_at=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def hand_back(self, claims: Sequence[Claim], *, now: datetime) -> None:
+        """Claims the runner will not start (it is stopping): due again at once, the attempt
+        not counted, since nothing was tried."""
+        if claims:
+            await self.session.execute(
+                update(ScheduledPayment)
+                .where(_still_claimed(claims))
+                .values(
+                    status="scheduled",
+                    attempts=ScheduledPayment.attempts - 1,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    version=ScheduledPayment.version + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _still_claimed(claims: Sequence[Claim]) -> ColumnElement[bool]:
+    """Rows still in the attempt these claims took (not finished or taken over since)."""
+    return and_(
+        ScheduledPayment.status == "processing",
+        tuple_(ScheduledPayment.id, ScheduledPayment.attempts).in_(
+            [(c.id, c.attempt) for c in claims]
+        ),
+    )

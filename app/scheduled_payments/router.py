@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.dependencies import ClientDep, PersonDep
 from app.core.db import transaction
 from app.core.deps import PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.etag import IfMatchHeader, etag_for
-from app.core.idempotency import IdempotencyKeyDep, run_idempotent
+from app.core.idempotency import IdempotentDep
 from app.core.pagination import Page
+from app.models import ScheduledPayment
 from app.scheduled_payments.repository import ScheduledPaymentRepository
 from app.scheduled_payments.schemas import (
     ScheduledPaymentCreate,
@@ -28,6 +29,24 @@ from app.scheduled_payments.service import (
 )
 
 router = APIRouter(tags=["scheduled-payments"])
+
+
+async def scheduled_payment_from_path(
+    scheduled_payment_id: uuid.UUID, principal: PersonDep, session: SessionDep
+) -> ScheduledPayment:
+    return await ScheduledPaymentRepository(session, principal).get_or_404(scheduled_payment_id)
+
+
+async def scheduled_payment_for_update(
+    scheduled_payment_id: uuid.UUID, principal: ClientDep, session: SessionDep
+) -> ScheduledPayment:
+    """Row-locked for the request's transaction: the endpoint is about to change it."""
+    repo = ScheduledPaymentRepository(session, principal)
+    return await repo.get_or_404(scheduled_payment_id, for_update=True)
+
+
+ScheduledPaymentDep = Annotated[ScheduledPayment, Depends(scheduled_payment_from_path)]
+LockedScheduledPaymentDep = Annotated[ScheduledPayment, Depends(scheduled_payment_for_update)]
 
 
 @router.get(
@@ -61,26 +80,20 @@ async def list_scheduled_payments(
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create(
-    request: Request,
     body: ScheduledPaymentCreate,
     principal: ClientDep,
     sessionmaker: SessionmakerDep,
-    idempotency_key: IdempotencyKeyDep,
+    idempotent: IdempotentDep,
 ) -> Response:
     """Schedule a payment of an open invoice for a later date."""
 
-    async def run() -> ScheduledPaymentOut:
+    async def schedule() -> ScheduledPaymentOut:
+        # Committed before the idempotency record keeps the answer.
         async with transaction(sessionmaker) as session:
             payment = await create_scheduled_payment(session, principal, body)
             return ScheduledPaymentOut.model_validate(payment)
 
-    response = await run_idempotent(
-        request,
-        actor=principal.actor_key,
-        key=idempotency_key,
-        status_code=status.HTTP_201_CREATED,
-        operation=run,
-    )
+    response = await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, schedule)
     if response.status_code == status.HTTP_201_CREATED:
         response.headers["ETag"] = etag_for(1)
     return response
@@ -92,10 +105,9 @@ async def create(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_scheduled_payment(
-    scheduled_payment_id: uuid.UUID, principal: PersonDep, session: SessionDep, response: Response
+    payment: ScheduledPaymentDep, response: Response
 ) -> ScheduledPaymentOut:
     """One scheduled payment, with its ETag."""
-    payment = await ScheduledPaymentRepository(session, principal).get_or_404(scheduled_payment_id)
     response.headers["ETag"] = etag_for(payment.version)
     return ScheduledPaymentOut.model_validate(payment)
 
@@ -106,17 +118,15 @@ async def get_scheduled_payment(
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def update(
-    scheduled_payment_id: uuid.UUID,
     body: ScheduledPaymentUpdate,
     principal: ClientDep,
+    payment: LockedScheduledPaymentDep,
     session: SessionDep,
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> ScheduledPaymentOut:
     """Move a scheduled payment to another date and/or change its amount."""
-    payment = await update_scheduled_payment(
-        session, principal, scheduled_payment_id, body, if_match=if_match
-    )
+    await update_scheduled_payment(session, principal, payment, body, if_match=if_match)
     response.headers["ETag"] = etag_for(payment.version)
     return ScheduledPaymentOut.model_validate(payment)
 
@@ -127,9 +137,9 @@ async def update(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def cancel(
-    scheduled_payment_id: uuid.UUID, principal: ClientDep, session: SessionDep, response: Response
+    payment: LockedScheduledPaymentDep, session: SessionDep, response: Response
 ) -> ScheduledPaymentOut:
     """Cancel a scheduled payment that has not started."""
-    payment = await cancel_scheduled_payment(session, principal, scheduled_payment_id)
+    await cancel_scheduled_payment(session, payment)
     response.headers["ETag"] = etag_for(payment.version)
     return ScheduledPaymentOut.model_validate(payment)

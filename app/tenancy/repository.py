@@ -5,11 +5,46 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
-from app.models import ApiKey, Client, ServiceCategory, User
+from app.core.pagination import PageParams
+from app.core.principal import Principal
+from app.core.repository import Repository, paginate
+from app.models import ApiKey, Client, ServiceCategory, Tenant, User
 from app.tenancy.errors import ApiKeyNotFound, ClientNotFound
+
+
+class TenantRepository:
+    """The caller's own tenant (the MSP)."""
+
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+
+    async def current(self) -> Tenant:
+        tenant = await self.session.get(Tenant, self.principal.tenant_id)
+        assert tenant is not None, "a principal's tenant exists"
+        return tenant
+
+
+class TenantDirectory:
+    """Every tenant: for bootstrapping a database (the command line), never for a request."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[Tenant]:
+        stmt = select(Tenant).order_by(Tenant.created_at)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def any_people(self) -> bool:
+        return (await self.session.execute(select(User.id).limit(1))).first() is not None
+
+    async def create(self, name: str, *, timezone: str = "UTC") -> Tenant:
+        tenant = Tenant(name=name, timezone=timezone)
+        self.session.add(tenant)
+        await self.session.flush()
+        return tenant
 
 
 class ClientRepository(Repository[Client]):

@@ -10,6 +10,8 @@ from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
 from app.core.deps import PageDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page
+from app.tenancy.dependencies import ClientPathDep
+from app.tenancy.repository import UserRepository
 from app.tenancy.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -56,11 +58,8 @@ async def create_client(body: ClientCreate, principal: StaffDep, session: Sessio
     tags=["clients"],
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_client(
-    client_id: uuid.UUID, principal: StaffOrKeyDep, session: SessionDep
-) -> ClientOut:
+async def get_client(principal: StaffOrKeyDep, client: ClientPathDep) -> ClientOut:
     """One client company."""
-    client = await TenancyService(session, principal).clients.get_or_404(client_id)
     return ClientOut.model_validate(client)
 
 
@@ -71,10 +70,10 @@ async def get_client(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def update_client(
-    client_id: uuid.UUID, body: ClientUpdate, principal: StaffDep, session: SessionDep
+    body: ClientUpdate, principal: StaffDep, client: ClientPathDep, session: SessionDep
 ) -> ClientOut:
     """Rename a client or change its billing email."""
-    client = await TenancyService(session, principal).update_client(client_id, body)
+    await TenancyService(session, principal).update_client(client, body)
     return ClientOut.model_validate(client)
 
 
@@ -86,11 +85,11 @@ async def update_client(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def invite_client_user(
-    client_id: uuid.UUID, body: UserInvite, principal: StaffDep, session: SessionDep
+    body: UserInvite, principal: StaffDep, client: ClientPathDep, session: SessionDep
 ) -> InvitedUser:
     """Invite a contact of the client; the temporary password is shown only here."""
     user, temporary = await TenancyService(session, principal).invite_contact(
-        client_id, email=str(body.email), full_name=body.full_name
+        client, email=str(body.email), full_name=body.full_name
     )
     return InvitedUser.model_validate(
         {**UserOut.model_validate(user).model_dump(), "temporary_password": temporary}
@@ -104,12 +103,10 @@ async def invite_client_user(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_client_users(
-    client_id: uuid.UUID, principal: StaffDep, session: SessionDep, page: PageDep
+    principal: StaffDep, client: ClientPathDep, session: SessionDep, page: PageDep
 ) -> Page[UserOut]:
     """The client's contacts."""
-    service = TenancyService(session, principal)
-    await service.clients.get_or_404(client_id)
-    items, cursor = await service.users.page_for_client(client_id, page)
+    items, cursor = await UserRepository(session, principal).page_for_client(client.id, page)
     return Page(items=[UserOut.model_validate(u) for u in items], next_cursor=cursor)
 
 

@@ -44,8 +44,7 @@ class TenancyService:
         await self.session.flush()
         return client
 
-    async def update_client(self, client_id: uuid.UUID, data: ClientUpdate) -> Client:
-        client = await self.clients.get_or_404(client_id)
+    async def update_client(self, client: Client, data: ClientUpdate) -> Client:
         changes = data.model_dump(exclude_unset=True)
         if "name" in changes and changes["name"] is not None:
             client.name = changes["name"]
@@ -57,9 +56,8 @@ class TenancyService:
         return client
 
     async def invite_contact(
-        self, client_id: uuid.UUID, *, email: str, full_name: str
+        self, client: Client, *, email: str, full_name: str
     ) -> tuple[User, str]:
-        client = await self.clients.get_or_404(client_id)
         email = email.strip().lower()
         if await self.users.email_exists(email):
             raise EmailTaken()

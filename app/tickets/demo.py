@@ -1,19 +1,16 @@
 """Demo tickets for `billing-portal seed-demo`: each demo contact gets a few, some still
 open, some being worked on with staff updates, some closed with resolution notes.
 
-Listed by app/bootstrap.py's `demo_seeders()`; this module imports nothing from bootstrap
-at run time, so bootstrap may import it at any point without a cycle.
+Listed in app/demo/seed.py's `SEEDERS`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from app.demo.context import DemoContext
 from app.tickets.schemas import TicketChange, TicketCreate
 from app.tickets.service import TicketService
-
-if TYPE_CHECKING:
-    from app.bootstrap import DemoContext
 
 Step = tuple[Literal["staff", "client", "status", "assign", "close"], str]
 Scenario = tuple[str, str, str, list[Step]]

@@ -10,8 +10,8 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
 
 import app.models
-from app.core.pagination import PageParams, paginate
-from app.core.repository import Repository
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
 from app.models import Tenant, Ticket, TicketUpdate, User
 from app.tickets.errors import TicketNotFound
 

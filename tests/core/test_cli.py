@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.bootstrap import DEMO_PASSWORD
 from app.cli import main
+from app.demo.seed import DEMO_PASSWORD
 
 
 @pytest.fixture

@@ -147,7 +147,8 @@ async def payments_of(
     async with sessionmaker() as session:
         stmt = (
             select(Payment)
-            .where(Payment.invoice_id == uuid.UUID(str(invoice_id)))
+            .join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+            .where(PaymentAllocation.invoice_id == uuid.UUID(str(invoice_id)))
             .order_by(Payment.created_at, Payment.id)
         )
         return list((await session.execute(stmt)).scalars())
@@ -168,7 +169,8 @@ async def refunds_of(
 async def allocated_to(sessionmaker: async_sessionmaker[AsyncSession], invoice_id: Any) -> int:
     async with sessionmaker() as session:
         stmt = select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
-            PaymentAllocation.invoice_id == uuid.UUID(str(invoice_id))
+            PaymentAllocation.invoice_id == uuid.UUID(str(invoice_id)),
+            PaymentAllocation.status == "applied",
         )
         return int((await session.execute(stmt)).scalar_one())
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.gateways.fake import FakeGateway
 from app.models import Payment
-from app.payments.processor import PaymentProcessor
+from app.payments import charges
 from app.payments.reconcile import ReconcileReport, reconcile
 from tests.factories import assert_problem
 from tests.payments.helpers import (
@@ -154,11 +154,11 @@ async def test_reconciling_takes_the_least_tried_pending_payments_first(
             update(Payment).where(Payment.id == uuid.UUID(older)).values(gateway_attempts=50)
         )
 
-    settled = await PaymentProcessor(sessionmaker, gateway).reconcile_pending(
-        older_than=timedelta(0), limit=1
-    )
+    report = await reconcile(sessionmaker, gateway, older_than=timedelta(0), limit=1)
 
-    assert [(str(p.id), p.status) for p in settled] == [(newer, "succeeded")]
+    assert (report.payments_checked, report.payments_settled) == (1, 1)
+    statuses = {str(p.id): p.status for p in await payments_of(sessionmaker, invoice["id"])}
+    assert statuses == {newer: "succeeded", older: "pending"}
     assert [c.amount for c in gateway.charges] == [3_000]
 
 
@@ -309,13 +309,16 @@ async def test_a_crash_after_the_charge_is_resumed_by_a_retry(
 
 
 def crash_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = PaymentProcessor._record_success
+    """The first success the gateway reports is never recorded: the process dies first."""
+    original = charges.record
     calls = {"n": 0}
 
-    async def crashing(self: PaymentProcessor, *args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("the process died between the charge and the commit")
-        return await original(self, *args, **kwargs)
+    async def crashing(*args: Any, **kwargs: Any) -> Any:
+        outcome = args[3] if len(args) > 3 else kwargs["outcome"]
+        if outcome.result is not None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the process died between the charge and the commit")
+        return await original(*args, **kwargs)
 
-    monkeypatch.setattr(PaymentProcessor, "_record_success", crashing)
+    monkeypatch.setattr(charges, "record", crashing)

@@ -22,20 +22,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import today_in
 from app.core.db import transaction
-from app.core.principal import Principal
+from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge
 from app.gateways.fake import FakeGateway
 from app.invoices.schemas import InvoiceOut
-from app.models import Client, Invoice, Payment, PaymentMethod, Refund, Tenant
+from app.models import Client, Invoice, Payment, PaymentAllocation, PaymentMethod, Refund, Tenant
+from app.payments import refunds as refund_steps
+from app.payments.charges import PaymentOrder
 from app.payments.errors import (
     AmountTooLarge,
     InvoiceNotPayable,
     PaymentInProgress,
     RefundNotAllowed,
 )
-from app.payments.processor import PaymentProcessor, PaymentRequest
+from app.payments.outcome import Outcome, Reserved
 from app.payments.reconcile import reconcile
-from app.payments.refunds import RefundProcessor
+from app.payments.service import PaymentService
 
 Outage = st.sampled_from(["timeout", "error", "lost_response"])
 Amount = st.one_of(st.none(), st.integers(min_value=1, max_value=4_000))
@@ -59,11 +61,14 @@ class Crashed(RuntimeError):
     pass
 
 
-class CrashingProcessor(PaymentProcessor):
+class CrashingService(PaymentService):
     """Dies after the gateway charged and before the outcome is recorded."""
 
-    async def _record_success(self, payment_id: uuid.UUID, charge: Charge) -> Payment:
-        raise Crashed(payment_id)
+    async def send(self, reserved: Reserved[Any]) -> Outcome[Any]:
+        outcome = await super().send(reserved)
+        if isinstance(outcome.result, Charge):
+            raise Crashed(reserved.record.id)
+        return outcome
 
 
 @dataclass
@@ -79,14 +84,12 @@ class Books:
     def staff(self) -> Principal:
         return Principal(tenant_id=self.tenant_id, kind="staff")
 
-    def request(self, method: uuid.UUID, amount: int | None) -> PaymentRequest:
-        return PaymentRequest(
-            tenant_id=self.tenant_id,
-            client_id=self.client_id,
-            invoice_id=self.invoice_id,
-            payment_method_id=method,
-            amount=amount,
-        )
+    @property
+    def payer(self) -> ClientPrincipal:
+        return ClientPrincipal(tenant_id=self.tenant_id, kind="system", client_id=self.client_id)
+
+    def order(self, method: uuid.UUID, amount: int | None) -> PaymentOrder:
+        return PaymentOrder(payment_method_id=method, invoice_ids=(self.invoice_id,), amount=amount)
 
 
 async def new_books(
@@ -173,7 +176,8 @@ async def read(sessionmaker: async_sessionmaker[AsyncSession], books: Books) -> 
             (
                 await session.execute(
                     select(Payment)
-                    .where(Payment.invoice_id == books.invoice_id)
+                    .join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+                    .where(PaymentAllocation.invoice_id == books.invoice_id)
                     .order_by(Payment.created_at, Payment.id)
                 )
             ).scalars()
@@ -235,8 +239,7 @@ async def run_step(
     gateway: FakeGateway,
 ) -> None:
     kind = step[0]
-    payments = PaymentProcessor(sessionmaker, gateway)
-    refunds = RefundProcessor(sessionmaker, gateway)
+    payments = PaymentService(sessionmaker, gateway)
 
     if kind == "reconcile":
         await reconcile(sessionmaker, gateway, older_than=timedelta(0))
@@ -256,10 +259,10 @@ async def run_step(
             expected = None
         if kind == "outage" and expected is None:
             gateway.fail_next(mode=step[2])
-        processor = CrashingProcessor(sessionmaker, gateway) if kind == "crash" else payments
+        service = CrashingService(sessionmaker, gateway) if kind == "crash" else payments
         refused: Exception | None = None
         try:
-            payment = await processor.pay(books.request(method, amount))
+            payment = await service.pay(books.payer, books.order(method, amount))
         except (Crashed, InvoiceNotPayable, AmountTooLarge, PaymentInProgress) as exc:
             refused = exc
         if isinstance(refused, Crashed):
@@ -290,7 +293,11 @@ async def run_step(
     if kind == "refund_outage" and expected is None:
         gateway.fail_next(mode=step[3], operation="refund")
     try:
-        held = await refunds.reserve(books.staff, target.id, amount, request_key=None)
+        async with transaction(sessionmaker) as session:
+            reserved = await refund_steps.reserve(
+                session, books.staff, target.id, amount, request_key=None
+            )
+        held = reserved.record
     except (RefundNotAllowed, AmountTooLarge) as exc:
         refused = exc
     else:
@@ -300,7 +307,7 @@ async def run_step(
         return
     assert expected is None, expected
     assert held.amount == (left if amount is None else amount)
-    settled = await refunds.settle(held.id)
+    settled = await payments.settle_refund(books.staff, held.id)
     assert settled.status == ("pending" if kind == "refund_outage" else "succeeded")
 
 

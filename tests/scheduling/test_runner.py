@@ -19,6 +19,7 @@ from app.core.config import Settings
 from app.gateways.base import Charge
 from app.gateways.fake import FakeGateway
 from app.models import Invoice, Payment, PaymentMethod
+from app.payments.outcome import Outcome, Reserved
 from app.scheduler.runner import PaymentRunner
 from tests.factories import Factory
 from tests.scheduling.helpers import (
@@ -582,17 +583,18 @@ async def test_one_attempts_unexpected_error_does_not_stop_the_run(
 ) -> None:
     _, broken_id = await scheduled_today(scene, 1_000)
     _, fine_id = await scheduled_today(scene, 2_000)
-    real_settle = runner.processor.settle
+    real_send = runner.payments.send
     blown: list[uuid.UUID] = []
 
-    async def settle_once_broken(payment_id: uuid.UUID) -> Payment:
+    async def send_once_broken(reserved: Reserved[Any]) -> Outcome[Any]:
+        payment_id = reserved.record.id
         row = await scheduled_row(sessionmaker, broken_id)
         if row.last_payment_id == payment_id and not blown:
             blown.append(payment_id)
             raise RuntimeError("a bug in one attempt")
-        return await real_settle(payment_id)
+        return await real_send(reserved)
 
-    monkeypatch.setattr(runner.processor, "settle", settle_once_broken)
+    monkeypatch.setattr(runner.payments, "send", send_once_broken)
     report = await runner.run_once()
 
     assert (report.claimed, report.succeeded, report.errored) == (2, 1, 1)

@@ -1,6 +1,6 @@
 """The demo seeder: open and closed tickets for every demo contact.
 
-It runs here on a stand-in for bootstrap's DemoContext holding only what it reads, so the
+It runs here on a stand-in for the DemoContext holding only what it reads, so the
 test does not depend on the rest of `seed-demo` (other domains' seeders, the gateway).
 """
 
@@ -12,7 +12,7 @@ from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bootstrap import DemoContext
+from app.demo.context import DemoContext
 from app.models import Client, User
 from app.tickets.demo import seed_tickets
 from tests.factories import Factory, Person

@@ -24,7 +24,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +31,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import AppError, Conflict, Unprocessable, problem_response
+from app.core.idempotency.repository import IdempotencyRepository
 from app.models.billing import IdempotencyRecord
 
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -128,16 +128,10 @@ class IdempotencyStore:
     async def _begin_once(self, actor: str, key: str, fingerprint: str) -> _Started | _Replay:
         now = utcnow()
         async with transaction(self.sessionmaker) as session:
-            found = (
-                await session.execute(
-                    select(IdempotencyRecord)
-                    .where(IdempotencyRecord.actor == actor, IdempotencyRecord.key == key)
-                    .with_for_update()
-                )
-            ).scalar_one_or_none()
+            records = IdempotencyRepository(session)
+            found = await records.locked(actor, key)
             if found is not None and found.expires_at <= now:
-                await session.delete(found)
-                await session.flush()
+                await records.remove(found)
                 found = None
             if found is not None:
                 if found.request_fingerprint != fingerprint:
@@ -150,89 +144,109 @@ class IdempotencyStore:
                 # The first attempt died: this one takes over.
                 found.locked_until = now + IN_FLIGHT_LOCK
                 return _Started(found.id)
-            record = IdempotencyRecord(
-                actor=actor,
-                key=key,
-                request_fingerprint=fingerprint,
-                locked_until=now + IN_FLIGHT_LOCK,
-                expires_at=now + self.ttl,
+            record = await records.add(
+                IdempotencyRecord(
+                    actor=actor,
+                    key=key,
+                    request_fingerprint=fingerprint,
+                    locked_until=now + IN_FLIGHT_LOCK,
+                    expires_at=now + self.ttl,
+                )
             )
-            session.add(record)
-            await session.flush()
             return _Started(record.id)
 
     async def complete(self, record_id: Any, status: int, body: Any) -> None:
         async with transaction(self.sessionmaker) as session:
-            record = await session.get(IdempotencyRecord, record_id)
-            if record is not None:
-                record.state = "completed"
-                record.response_status = status
-                record.response_body = body
+            await IdempotencyRepository(session).complete(record_id, status, body)
 
     async def release(self, record_id: Any) -> None:
         """No answer to keep: unlock the key for a retry, still bound to its request."""
         async with transaction(self.sessionmaker) as session:
-            record = await session.get(IdempotencyRecord, record_id)
-            if record is not None:
-                record.locked_until = utcnow()
+            await IdempotencyRepository(session).unlock(record_id, utcnow())
 
     async def purge_expired(self) -> int:
         async with transaction(self.sessionmaker) as session:
-            result = await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
+            return await IdempotencyRepository(session).purge_expired(utcnow())
+
+
+class IdempotentRequest:
+    """The one way a route runs an operation that must happen at most once per
+    `Idempotency-Key` (money moving, billable objects created).
+
+    Without a key the operation simply runs. With one, the first request runs it and its answer
+    is kept; a retry with the same body replays that answer (`Idempotent-Replayed: true`), with
+    another body it is 422, and while the first still runs it is 409. The operation returns the
+    JSON body of the route's usual status, or an `Outcome` for another status; an `AppError` it
+    raises is kept as the answer too, unless it is a 5xx or a `RetryLater`.
+
+    The operation runs its own transactions and commits them before it returns (never the
+    request's session, which commits only after the answer is kept): a kept answer always
+    stands for a committed change.
+    """
+
+    def __init__(self, request: Request, key: str | None) -> None:
+        self.request = request
+        self.key = key
+
+    def request_key(self, actor: str) -> str | None:
+        """The key as the money path stores it, scoped to the caller: a retry after a lost
+        response finds the same payment instead of making another."""
+        return f"{actor}:{self.key}" if self.key else None
+
+    async def respond(
+        self, actor: str, status_code: int, operation: Callable[[], Awaitable[Any]]
+    ) -> Response:
+        if self.key is None:
+            return _json(await operation(), status_code)
+        request = self.request
+        store: IdempotencyStore = request.app.state.idempotency
+        fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+        started = await store.begin(actor, self.key, fingerprint)
+        if isinstance(started, _Replay):
+            replay = _render(started.status, started.body)
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            result = await operation()
+        except AppError as exc:
+            if exc.status >= 500 or isinstance(exc, RetryLater):
+                await store.release(started.record_id)
+                raise
+            problem = problem_response(
+                exc.status,
+                title=exc.title,
+                detail=exc.detail,
+                type_slug=exc.type_slug,
+                request=request,
+                extra=exc.extra,
             )
-            return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def run_idempotent(
-    request: Request,
-    *,
-    actor: str,
-    key: str | None,
-    status_code: int,
-    operation: Callable[[], Awaitable[Any]],
-) -> Response:
-    """Run `operation` once per (caller, key); its return value is the JSON body."""
-    if key is None:
-        result = await operation()
-        if isinstance(result, Outcome):
-            return JSONResponse(jsonable_encoder(result.body), status_code=result.status)
-        return JSONResponse(jsonable_encoder(result), status_code=status_code)
-    store: IdempotencyStore = request.app.state.idempotency
-    fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-    started = await store.begin(actor, key, fingerprint)
-    if isinstance(started, _Replay):
-        replay = _render(request, started.status, started.body)
-        replay.headers["Idempotent-Replayed"] = "true"
-        return replay
-    try:
-        result = await operation()
-    except AppError as exc:
-        if exc.status >= 500 or isinstance(exc, RetryLater):
+            await store.complete(started.record_id, exc.status, json.loads(bytes(problem.body)))
+            problem.headers.update(exc.headers)
+            return problem
+        except BaseException:
             await store.release(started.record_id)
             raise
-        problem = problem_response(
-            exc.status,
-            title=exc.title,
-            detail=exc.detail,
-            type_slug=exc.type_slug,
-            request=request,
-            extra=exc.extra,
-        )
-        await store.complete(started.record_id, exc.status, json.loads(bytes(problem.body)))
-        problem.headers.update(exc.headers)
-        return problem
-    except BaseException:
-        await store.release(started.record_id)
-        raise
+        if isinstance(result, Outcome):
+            status_code, result = result.status, result.body
+        body = jsonable_encoder(result)
+        await store.complete(started.record_id, status_code, body)
+        return JSONResponse(body, status_code=status_code)
+
+
+def idempotent_request(request: Request, key: IdempotencyKeyDep) -> IdempotentRequest:
+    return IdempotentRequest(request, key)
+
+
+IdempotentDep = Annotated[IdempotentRequest, Depends(idempotent_request)]
+
+
+def _json(result: Any, status_code: int) -> Response:
     if isinstance(result, Outcome):
-        status_code, result = result.status, result.body
-    body = jsonable_encoder(result)
-    await store.complete(started.record_id, status_code, body)
-    return JSONResponse(body, status_code=status_code)
+        return JSONResponse(jsonable_encoder(result.body), status_code=result.status)
+    return JSONResponse(jsonable_encoder(result), status_code=status_code)
 
 
-def _render(request: Request, status: int, body: Any) -> Response:
+def _render(status: int, body: Any) -> Response:
     if status >= 400:
         return JSONResponse(body, status_code=status, media_type="application/problem+json")
     return JSONResponse(body, status_code=status)

@@ -1,0 +1,131 @@
+"""The money path: every charge and every refund goes through here, with one skeleton.
+
+1. **Reserve**, in one short transaction: hold the amount (on each invoice a payment pays, with
+   a guarded update; against the payment a refund returns) and record the payment or refund as
+   `pending`, with a gateway key derived from its own id. Commit.
+2. **Call the gateway** outside any transaction. The same key can only ever find the first
+   charge (or refund), so calling again is always safe.
+3. **Record the outcome** in a second short transaction: apply the holds on success, release
+   them on a decline, leave the record `pending` when the answer is unknown (a timeout, a 5xx);
+   `reconcile` settles those later by asking again with the same key.
+
+A crash anywhere leaves either nothing or a `pending` record that reconciliation finishes:
+never a lost payment, never a second charge. Pay-now and the due-payment runner reserve here,
+reconciliation settles here; nothing else charges or refunds. The runner runs the three steps
+itself (`reserve`, `send`, `record`) so that its own bookkeeping shares their transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.db import transaction
+from app.core.principal import ClientPrincipal, Principal
+from app.gateways.base import Charge, GatewayDeclined, GatewayError, PaymentGateway
+from app.models import Payment, Refund
+from app.payments import charges, refunds
+from app.payments.charges import PaymentOrder
+from app.payments.outcome import Outcome, Reserved
+
+logger = logging.getLogger("billing_portal.payments")
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+Recorder = Callable[[AsyncSession, Principal, uuid.UUID, Outcome[R]], Awaitable[T]]
+
+
+class PaymentService:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], gateway: PaymentGateway
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.gateway = gateway
+
+    # -- charges -------------------------------------------------------------------------
+
+    async def pay(self, principal: ClientPrincipal, order: PaymentOrder) -> Payment:
+        """Reserve, charge and record; the payment in its final (or still pending) state."""
+        async with transaction(self.sessionmaker) as session:
+            reserved = await charges.reserve(session, principal, order)
+        return await self._complete(principal, reserved, charges.record)
+
+    async def reserve(
+        self, session: AsyncSession, principal: ClientPrincipal, order: PaymentOrder
+    ) -> Reserved[Charge]:
+        """Step 1 in the caller's transaction (which must commit before `send`)."""
+        return await charges.reserve(session, principal, order)
+
+    async def send(self, reserved: Reserved[R]) -> Outcome[R]:
+        """Step 2: the gateway call, outside any transaction."""
+        assert reserved.call is not None, "only a pending payment or refund is sent"
+        try:
+            return Outcome(result=await reserved.call(self.gateway))
+        except GatewayDeclined as declined:
+            return Outcome(declined=declined)
+        except GatewayError as exc:
+            logger.warning(
+                "gateway outcome unknown; left pending",
+                extra={"record_id": str(reserved.record.id), "error_code": exc.code},
+            )
+            return Outcome()
+
+    async def record(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        payment_id: uuid.UUID,
+        outcome: Outcome[Charge],
+    ) -> Payment:
+        """Step 3 in the caller's transaction."""
+        return await charges.record(session, principal, payment_id, outcome)
+
+    async def settle(self, principal: Principal, payment_id: uuid.UUID) -> Payment:
+        """A payment left pending, settled by asking the gateway again with its own key."""
+        async with transaction(self.sessionmaker) as session:
+            reserved = await charges.prepare(session, principal, payment_id)
+        return await self._complete(principal, reserved, charges.record)
+
+    # -- refunds -------------------------------------------------------------------------
+
+    async def refund(
+        self,
+        principal: Principal,
+        payment_id: uuid.UUID,
+        amount: int | None,
+        *,
+        request_key: str | None,
+    ) -> Refund:
+        async with transaction(self.sessionmaker) as session:
+            reserved = await refunds.reserve(
+                session, principal, payment_id, amount, request_key=request_key
+            )
+        return await self._complete(principal, reserved, refunds.record)
+
+    async def settle_refund(self, principal: Principal, refund_id: uuid.UUID) -> Refund:
+        async with transaction(self.sessionmaker) as session:
+            reserved = await refunds.prepare(session, principal, refund_id)
+        return await self._complete(principal, reserved, refunds.record)
+
+    # -- the skeleton ----------------------------------------------------------------------
+
+    async def _complete(
+        self, principal: Principal, reserved: Reserved[R], record: Recorder[R, T]
+    ) -> T:
+        """Steps 2 and 3 for a reserved record (nothing to do when it is settled already)."""
+        if reserved.call is None:
+            settled: T = reserved.record
+            return settled
+        outcome = await self.send(reserved)
+        async with transaction(self.sessionmaker) as session:
+            return await record(session, principal, reserved.record.id, outcome)
+
+
+def payment_service(state: Any) -> PaymentService:
+    """The service over an app's (or a process's) sessionmaker and gateway."""
+    return PaymentService(state.sessionmaker, state.gateway)
