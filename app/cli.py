@@ -108,13 +108,12 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
 
     from app.core.db import create_engine, create_sessionmaker
     from app.core.logging import configure_logging
-    from app.gateways.registry import create_gateway
-    from app.main import gateway_settings
     from app.scheduler.runner import PaymentRunner, run_forever
+    from app.wiring import build_gateway
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
     engine = create_engine(settings)
-    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    gateway = build_gateway(settings)
     stop = asyncio.Event()
     runner = PaymentRunner(create_sessionmaker(engine), gateway, settings, stop=stop)
     loop = asyncio.get_running_loop()
@@ -153,12 +152,11 @@ async def _reconcile(
     settings: Settings, *, older_than: float, limit: int | None
 ) -> ReconcileReport:
     from app.core.db import create_engine, create_sessionmaker
-    from app.gateways.registry import create_gateway
-    from app.main import gateway_settings
     from app.payments.reconcile import reconcile
+    from app.wiring import build_gateway
 
     engine = create_engine(settings)
-    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    gateway = build_gateway(settings)
     try:
         return await reconcile(
             create_sessionmaker(engine),

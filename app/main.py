@@ -18,15 +18,13 @@ from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
-from app.gateways.base import GatewaySettings
-from app.gateways.registry import create_gateway
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
 from app.payments.router import router as payments_router
 from app.scheduled_payments.router import router as scheduled_payments_router
 from app.tenancy.router import router as tenancy_router
 from app.tickets.router import router as tickets_router
-from app.wiring import build_hooks
+from app.wiring import build_gateway, build_hooks
 
 API_PREFIX = "/api/v1"
 API_ROUTERS: list[APIRouter] = [
@@ -78,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.shutdown_hooks = []
     app.state.idempotency = IdempotencyStore(app.state.sessionmaker, settings)
-    app.state.gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    app.state.gateway = build_gateway(settings)
     app.state.hooks = build_hooks()
 
     install_error_handlers(app)
@@ -88,17 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(_operations_router())
     return app
-
-
-def gateway_settings(settings: Settings) -> GatewaySettings:
-    return GatewaySettings(
-        stripe_api_key=settings.stripe_api_key,
-        stripe_webhook_secret=settings.stripe_webhook_secret,
-        stripe_api_base=settings.stripe_api_base,
-        timeout_seconds=settings.gateway_timeout_seconds,
-        fake_latency_seconds=settings.fake_gateway_latency_seconds,
-        fake_ledger_path=settings.fake_gateway_ledger_path,
-    )
 
 
 def _operations_router() -> APIRouter:

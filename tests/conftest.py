@@ -1,10 +1,11 @@
 """Test harness: the suite runs against SQLite by default and PostgreSQL when DATABASE_URL
 names one (CI runs both).
 
-The schema is built once per run by the real migrations; each test then starts from empty
-tables (truncated after it). A rolled-back outer transaction cannot isolate the money
-path, which commits more than once per request, nor the concurrency tests, which need
-separate connections — so the tables are emptied instead.
+The schema is built once per run by the real migrations. Tests through the API, the money
+path (which commits more than once per request) and the concurrency tests (separate
+connections) start from empty tables, emptied after each of them. Tests that need no real
+commit take `db_session` instead: a session inside a transaction that is rolled back after
+the test, with commits inside it turned into savepoints.
 """
 
 from __future__ import annotations
@@ -95,6 +96,23 @@ async def app(settings: Settings, migrated: None) -> AsyncIterator[object]:
 def sessionmaker(app: object) -> async_sessionmaker[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker  # type: ignore[attr-defined]
     return maker
+
+
+@pytest.fixture
+async def db_session(app: object) -> AsyncIterator[AsyncSession]:
+    """SQLAlchemy's "join a session into an external transaction" recipe: everything the test
+    writes, commits included (they become savepoints), is rolled back at its end."""
+    engine = app.state.engine  # type: ignore[attr-defined]
+    async with engine.connect() as connection:
+        outer = await connection.begin()
+        session = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,12 @@ import uuid
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker, transaction
 from app.core.security import hash_password
+from app.demo.billing import seed_billing
 from app.demo.context import DemoContext, DemoSeeder
-from app.gateways.registry import create_gateway
+from app.demo.tickets import seed_tickets
 from app.models import Client, ServiceCategory, User
-from app.payments.demo import seed_billing
 from app.tenancy.repository import TenantDirectory
-from app.tickets.demo import seed_tickets
+from app.wiring import build_gateway
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo, on purpose
 
@@ -26,11 +26,10 @@ async def seed_demo(
     settings: Settings, *, only_if_empty: bool
 ) -> list[tuple[str, str, str]] | None:
     """The demo's sign-ins (role, email, password), or None when `only_if_empty` found data."""
-    from app.main import gateway_settings
 
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    gateway = create_gateway(settings.payment_gateway, gateway_settings(settings))
+    gateway = build_gateway(settings)
     try:
         async with transaction(sessionmaker) as session:
             tenants = TenantDirectory(session)

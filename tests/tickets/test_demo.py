@@ -13,8 +13,8 @@ from typing import cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.demo.context import DemoContext
+from app.demo.tickets import seed_tickets
 from app.models import Client, User
-from app.tickets.demo import seed_tickets
 from tests.factories import Factory, Person
 from tests.tickets.conftest import TicketsApi
 
