@@ -13,12 +13,12 @@ from app.gateways import AttachedMethod, GatewaySettings, PaymentGateway
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z, the stripe gateway's frozen webhook clock
 STRIPE_WEBHOOK_SECRET = "whsec_simulator"
 FAKE_WEBHOOK_SECRET = "whsec_contract"
-GATEWAY_KINDS = ("fake (memory)", "fake (ledger file in tmp_path)", "stripe (simulator transport)")
 
 
 @dataclass
 class Harness:
-    kind: str
+    name: str  # the registry's name for the gateway
+    kind: str  # which harness, e.g. "fake (memory)"
     gateway: PaymentGateway
     sign_webhook: Callable[[bytes], dict[str, str]]
     count_charges: Callable[[], int]  # charges that moved money, as the gateway's books say

@@ -46,7 +46,7 @@ async def _charge(h: Harness, method: str, customer: str, key: str, amount: int 
 
 def test_satisfies_the_protocol(harness: Harness) -> None:
     assert isinstance(harness.gateway, PaymentGateway)
-    assert harness.gateway.name in ("fake", "stripe")
+    assert harness.gateway.name == harness.name
 
 
 async def test_create_customer_returns_a_reference(harness: Harness) -> None:
