@@ -68,7 +68,7 @@ def available_gateways() -> list[str]:
 
 
 def create_gateway(name: str, settings: GatewaySettings, **options: Any) -> PaymentGateway:
-    """Build the gateway called `name`; `options` go to its factory (e.g. stripe's `transport`).
+    """Build the gateway called `name`; `options` go to its factory (e.g. stripe's `clock`).
 
     Raises `UnknownGatewayError` for an unregistered name and `TypeError` when a plugin's
     factory returns something that is not a `PaymentGateway`.

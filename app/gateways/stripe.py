@@ -1,4 +1,10 @@
-"""Stripe adapter: the `PaymentGateway` contract over Stripe's REST API (httpx, form-encoded).
+"""Stripe adapter: the `PaymentGateway` contract over the official `stripe` SDK's async client.
+
+`StripeClient` runs on the SDK's `HTTPXClient` (httpx.AsyncClient underneath) and its `*_async`
+methods, with `stripe_api_base` as the SDK's "api" base address (the tests point it at a Stripe
+simulator on loopback). The SDK's own network retries are off: a retry policy lives above the
+gateway (the money path replays the same key; `app.gateways.ratelimit` backs off after a 429),
+and one place owning retries is what keeps a charge's attempts countable.
 
 Charges are PaymentIntents confirmed server-side and off-session with the caller's idempotency key
 as Stripe's `Idempotency-Key`, so replaying a key returns Stripe's stored result (success or
@@ -6,22 +12,40 @@ decline) and never charges twice. The key is also written to the intent's metada
 `get_charge` can report it.
 
 Error mapping (see `_map_error`): card errors are `GatewayDeclined` (or `GatewayMethodRejected`
-while attaching); 5xx, 429, timeouts and connection failures are `GatewayUnavailable` (outcome
-unknown); any other 4xx, including idempotency errors, is `GatewayRequestError` (404:
-`GatewayNotFound`). The API key never appears in exceptions, and request bodies are never logged.
+while attaching); 5xx, 429, timeouts, connection failures and unreadable answers are
+`GatewayUnavailable` (outcome unknown); any other 4xx, including idempotency errors, is
+`GatewayRequestError` (404: `GatewayNotFound`). The API key never appears in exceptions, and
+request bodies are never logged (the SDK logs form bodies at DEBUG; see `_quiet_sdk_logs`).
+
+Webhooks are verified by the SDK's `WebhookSignature.verify_header`; only the age check is ours,
+because the SDK compares with `time.time()` and the adapter takes an injectable clock.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
-from urllib.parse import quote
 
 import httpx
+from stripe import (
+    APIConnectionError,
+    HTTPXClient,
+    SignatureVerificationError,
+    StripeClient,
+    StripeError,
+    StripeObject,
+    WebhookSignature,
+)
+from stripe import api_version as sdk_api_version
+from stripe.params import (
+    CustomerCreateParams,
+    PaymentIntentCreateParams,
+    RefundCreateParams,
+)
 
 from app.gateways.base import (
     AttachedMethod,
@@ -44,7 +68,9 @@ from app.gateways.base import (
     validate_money,
 )
 
-STRIPE_API_VERSION = "2024-06-20"  # pinned so response shapes cannot change under us
+# The API version the pinned SDK (pyproject.toml) is generated for and sends on every request:
+# pinning the SDK pins the response shapes.
+STRIPE_API_VERSION: str = sdk_api_version
 STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 WEBHOOK_TOLERANCE_SECONDS = 300
 IDEMPOTENCY_METADATA_KEY = "billing_portal_idempotency_key"
@@ -70,14 +96,25 @@ _INVALID_TOKEN_CODES = frozenset({"resource_missing", "token_already_used", "tok
 _Context = Literal["customer", "attach", "charge", "get_charge", "refund"]
 
 
+def _quiet_sdk_logs() -> None:
+    """The SDK logs every request at INFO and its form body (names, emails, tokens) at DEBUG.
+    Unless someone configured the "stripe" logger on purpose, keep it at WARNING so a DEBUG root
+    logger cannot put request bodies in the logs."""
+    sdk_log = logging.getLogger("stripe")
+    if sdk_log.level == logging.NOTSET:
+        sdk_log.setLevel(logging.WARNING)
+
+
+_quiet_sdk_logs()
+
+
 def sign_stripe_webhook(payload: bytes, secret: str, timestamp: int) -> str:
     """A `Stripe-Signature` header value, as Stripe computes it (for tests and local tools)."""
-    signed = f"{timestamp}.".encode() + payload
-    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+    return str(WebhookSignature.generate_signature_header(payload.decode(), secret, timestamp))
 
 
 class StripeGateway:
-    """`PaymentGateway` over Stripe. `transport` lets tests plug in `httpx.MockTransport`."""
+    """`PaymentGateway` over Stripe through the official SDK's async client."""
 
     name: str = "stripe"
 
@@ -85,7 +122,6 @@ class StripeGateway:
         self,
         settings: GatewaySettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         webhook_tolerance_seconds: int = WEBHOOK_TOLERANCE_SECONDS,
     ) -> None:
@@ -95,43 +131,43 @@ class StripeGateway:
         self._webhook_secret = settings.stripe_webhook_secret
         self._clock = clock
         self._tolerance = webhook_tolerance_seconds
-        self._client = httpx.AsyncClient(
-            base_url=settings.stripe_api_base.rstrip("/"),
-            transport=transport,
-            timeout=settings.timeout_seconds,
-            headers={
-                "Authorization": f"Bearer {self._api_key}",
-                "Stripe-Version": STRIPE_API_VERSION,
-                "User-Agent": "billing-portal",
-            },
+        self._http = HTTPXClient(timeout=settings.timeout_seconds)
+        self._client = StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": settings.stripe_api_base.rstrip("/")},
+            max_network_retries=0,
+            http_client=self._http,
         )
 
     async def create_customer(
         self, *, name: str, email: str | None, metadata: Mapping[str, str]
     ) -> str:
-        data = {"name": name, **_metadata(metadata)}
+        params: CustomerCreateParams = {"name": name}
+        if metadata:
+            params["metadata"] = dict(metadata)
         if email:
-            data["email"] = email
-        # No Idempotency-Key: we never retry this call, a duplicate customer after an ambiguous
+            params["email"] = email
+        # No key of ours: we never retry this call, a duplicate customer after an ambiguous
         # failure moves no money, and a key derived from name/email would wrongly merge distinct
-        # customers who share them.
-        body = await self._call("POST", "/v1/customers", "customer", data=data)
+        # customers who share them. (The SDK still sends a random Idempotency-Key on every POST.)
+        body = await self._call("customer", self._client.v1.customers.create_async(params))
         return _str(body, "id")
 
     async def attach_method(self, *, token: str, customer_reference: str) -> AttachedMethod:
         if not _TOKEN_RE.match(token):
             raise GatewayMethodRejected("invalid_token", "The payment token is malformed.")
-        customer = quote(customer_reference, safe="")
+        methods = self._client.v1.payment_methods
         # Real tokens are single-use: after a lost response, a retry would fail with
         # token_already_used. A key derived from (customer, token, step) makes the retry replay
         # the first result instead, and is stable for Stripe's 24 h idempotency window.
         if token.startswith("pm_"):
             pm = await self._call(
-                "POST",
-                f"/v1/payment_methods/{token}/attach",
                 "attach",
-                data={"customer": customer_reference},
-                idempotency_key=_derived_key("attach", customer_reference, token),
+                methods.attach_async(
+                    token,
+                    {"customer": customer_reference},
+                    {"idempotency_key": _derived_key("attach", customer_reference, token)},
+                ),
             )
             return _method_from_payment_method(pm)
         bank_token = BANK_TOKEN_ALIASES.get(token, token)
@@ -139,27 +175,28 @@ class StripeGateway:
             # Legacy bank-account tokens become a customer BankAccount (ba_...), which Stripe
             # accepts wherever a PaymentMethod id is expected.
             account = await self._call(
-                "POST",
-                f"/v1/customers/{customer}/sources",
                 "attach",
-                data={"source": bank_token},
-                idempotency_key=_derived_key("source", customer_reference, token),
+                self._client.v1.customers.payment_sources.create_async(
+                    customer_reference,
+                    {"source": bank_token},
+                    {"idempotency_key": _derived_key("source", customer_reference, token)},
+                ),
             )
             return _method_from_bank_account(account)
         created = await self._call(
-            "POST",
-            "/v1/payment_methods",
             "attach",
-            data={"type": "card", "card[token]": token},
-            idempotency_key=_derived_key("create", customer_reference, token),
+            methods.create_async(
+                {"type": "card", "card": {"token": token}},
+                {"idempotency_key": _derived_key("create", customer_reference, token)},
+            ),
         )
-        pm_id = quote(_str(created, "id"), safe="")
         pm = await self._call(
-            "POST",
-            f"/v1/payment_methods/{pm_id}/attach",
             "attach",
-            data={"customer": customer_reference},
-            idempotency_key=_derived_key("attach", customer_reference, token),
+            methods.attach_async(
+                _str(created, "id"),
+                {"customer": customer_reference},
+                {"idempotency_key": _derived_key("attach", customer_reference, token)},
+            ),
         )
         return _method_from_payment_method(pm)
 
@@ -180,43 +217,48 @@ class StripeGateway:
             raise GatewayRequestError(
                 "customer_reference and method_reference are required", code="parameter_missing"
             )
-        data = {
-            "amount": str(amount),
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
             "currency": currency.lower(),
             "customer": customer_reference,
             "payment_method": method_reference,
-            "confirm": "true",
-            "off_session": "true",
+            "confirm": True,
+            "off_session": True,
             # Server-side confirmation must not depend on a redirect we could not follow.
-            "automatic_payment_methods[enabled]": "true",
-            "automatic_payment_methods[allow_redirects]": "never",
-            **_metadata({**(metadata or {}), IDEMPOTENCY_METADATA_KEY: idempotency_key}),
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "metadata": {**(metadata or {}), IDEMPOTENCY_METADATA_KEY: idempotency_key},
         }
         if description:
-            data["description"] = description
+            params["description"] = description
         body = await self._call(
-            "POST", "/v1/payment_intents", "charge", data=data, idempotency_key=idempotency_key
+            "charge",
+            self._client.v1.payment_intents.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
         )
         return _charge_from_intent(body, idempotency_key)
 
     async def get_charge(self, reference: str) -> Charge:
         if not reference:
             raise GatewayNotFound("No such charge: ''")
-        path = f"/v1/payment_intents/{quote(reference, safe='')}"
-        return _charge_from_intent(await self._call("GET", path, "get_charge"), None)
+        intents = self._client.v1.payment_intents
+        return _charge_from_intent(
+            await self._call("get_charge", intents.retrieve_async(reference)), None
+        )
 
     async def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> Refund:
         require_idempotency_key(idempotency_key)
         validate_money(amount)
         if not charge_reference:
             raise GatewayNotFound("No such charge: ''")
-        data = {
+        params: RefundCreateParams = {
             "payment_intent": charge_reference,
-            "amount": str(amount),
-            **_metadata({IDEMPOTENCY_METADATA_KEY: idempotency_key}),
+            "amount": amount,
+            "metadata": {IDEMPOTENCY_METADATA_KEY: idempotency_key},
         }
         body = await self._call(
-            "POST", "/v1/refunds", "refund", data=data, idempotency_key=idempotency_key
+            "refund",
+            self._client.v1.refunds.create_async(params, {"idempotency_key": idempotency_key}),
         )
         if body.get("status") in ("failed", "canceled"):
             reason = body.get("failure_reason")
@@ -235,66 +277,47 @@ class StripeGateway:
         header = header_value(headers, STRIPE_SIGNATURE_HEADER)
         if not header:
             raise WebhookVerificationError(f"missing {STRIPE_SIGNATURE_HEADER} header")
-        timestamp: int | None = None
-        signatures: list[str] = []
-        for item in header.split(","):
-            key, _, value = item.strip().partition("=")
-            if key == "t" and value.isascii() and value.isdigit():
-                timestamp = int(value)
-            elif key == "v1":
-                signatures.append(value)
-        if timestamp is None or not signatures:
-            raise WebhookVerificationError("Stripe-Signature needs t= and at least one v1=")
-        expected = sign_stripe_webhook(payload, self._webhook_secret, timestamp).split("v1=")[1]
-        if not any(hmac.compare_digest(expected.encode(), s.encode()) for s in signatures):
-            raise WebhookVerificationError("webhook signature does not match")
+        try:
+            # tolerance=None: the SDK would measure the age with time.time(); it is checked
+            # below against the injected clock instead.
+            WebhookSignature.verify_header(payload, header, self._webhook_secret, tolerance=None)
+        except SignatureVerificationError as exc:
+            raise WebhookVerificationError(f"webhook signature: {exc.user_message}") from exc
+        except UnicodeDecodeError as exc:
+            raise WebhookVerificationError("webhook payload is not UTF-8") from exc
         # Like Stripe's own libraries, only stale events are refused (replay protection); a
         # timestamp ahead of our clock is Stripe's and only means clock skew.
-        if timestamp < self._clock() - self._tolerance:
+        if _signed_at(header) < self._clock() - self._tolerance:
             raise WebhookVerificationError("webhook timestamp is outside the tolerance")
         return parse_webhook_event(payload)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        context: _Context,
-        *,
-        data: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    async def _call(self, context: _Context, request: Awaitable[StripeObject]) -> dict[str, Any]:
         try:
-            response = await self._client.request(method, path, data=data, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise GatewayUnavailable(f"Stripe {method} {path} timed out", code="timeout") from exc
-        except httpx.RequestError as exc:  # transport failures, undecodable bodies, ...
-            raise GatewayUnavailable(
-                f"Stripe {method} {path} failed: {type(exc).__name__}", code="connection_error"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.is_success:
-            if not isinstance(body, dict):
-                # A 2xx we cannot read may still have moved money: report the outcome as unknown.
-                raise GatewayUnavailable(f"Stripe {method} {path}: unreadable response")
-            return body
+            result = await request
+        except StripeError as exc:
+            # Not chained: the SDK's exception carries Stripe's raw message and body, which a
+            # logged traceback would print; the mapped error has the safe parts.
+            raise self._map_error(exc, context) from None
+        return result.to_dict()
+
+    def _map_error(self, exc: StripeError, context: _Context) -> GatewayError:
+        if isinstance(exc, APIConnectionError):
+            # The SDK wraps every transport failure; its cause tells a timeout from the rest.
+            if isinstance(exc.__cause__, httpx.TimeoutException):
+                return GatewayUnavailable(f"Stripe {context} timed out", code="timeout")
+            cause = type(exc.__cause__ or exc).__name__
+            return GatewayUnavailable(f"Stripe {context} failed: {cause}", code="connection_error")
+        status = exc.http_status
+        if status is None or status < 400:
+            # An answer we cannot read (a 2xx included) may still have moved money.
+            return GatewayUnavailable(f"Stripe {context}: unreadable response")
+        body = exc.json_body
         error = body.get("error") if isinstance(body, dict) else None
-        raise self._map_error(
-            response.status_code,
-            error if isinstance(error, dict) else {},
-            context,
-            response.headers.get("Request-Id"),
-        )
+        error = error if isinstance(error, dict) else {}
 
-    def _map_error(
-        self, status: int, error: Mapping[str, Any], context: _Context, request_id: str | None
-    ) -> GatewayError:
         def text(key: str) -> str | None:
             value = error.get(key)
             return value if isinstance(value, str) and value else None
@@ -304,7 +327,7 @@ class StripeGateway:
         safe = (text("message") or f"Stripe answered HTTP {status}").replace(
             self._api_key, "[redacted]"
         )[:500]
-        message = f"{safe} (request {request_id})" if request_id else safe
+        message = f"{safe} (request {exc.request_id})" if exc.request_id else safe
         if status >= 500 or status == 429:
             default = "rate_limited" if status == 429 else "api_error"
             return GatewayUnavailable(message, code=code or default)
@@ -332,8 +355,13 @@ class StripeGateway:
         return GatewayRequestError(message, code=code or kind or "invalid_request", status=status)
 
 
-def _metadata(values: Mapping[str, str]) -> dict[str, str]:
-    return {f"metadata[{key}]": value for key, value in values.items()}
+def _signed_at(header: str) -> int:
+    """The `t=` of a header the SDK has already parsed and verified (so it is there)."""
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            return int(value)
+    raise WebhookVerificationError("Stripe-Signature has no timestamp")
 
 
 def _derived_key(step: str, customer: str, token: str) -> str:

@@ -8,7 +8,7 @@ test, so a new gateway is covered the day it is registered.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -59,19 +59,18 @@ async def _fake(kind: str, ledger: str | None) -> AsyncIterator[Harness]:
 
 @asynccontextmanager
 async def _stripe_simulator(kind: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    sim = StripeSimulator()
-    gateway = create_gateway(
-        "stripe", stripe_settings(), transport=sim.transport, clock=lambda: float(NOW)
-    )
-    yield Harness(
-        "stripe",
-        kind,
-        gateway,
-        lambda p: {"Stripe-Signature": sign_stripe_webhook(p, STRIPE_WEBHOOK_SECRET, NOW)},
-        lambda: len(sim.money_moving_intents),
-        lambda: len(sim.refunds),
-    )
-    await gateway.aclose()
+    with StripeSimulator() as sim:
+        settings = stripe_settings(stripe_api_base=sim.api_base)
+        gateway = create_gateway("stripe", settings, clock=lambda: float(NOW))
+        yield Harness(
+            "stripe",
+            kind,
+            gateway,
+            lambda p: {"Stripe-Signature": sign_stripe_webhook(p, STRIPE_WEBHOOK_SECRET, NOW)},
+            lambda: len(sim.money_moving_intents),
+            lambda: len(sim.refunds),
+        )
+        await gateway.aclose()
 
 
 # registry name -> {harness label: factory}. Every name `available_gateways()` returns needs one.
@@ -115,12 +114,15 @@ async def fake(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 @pytest.fixture
-def sim() -> StripeSimulator:
-    return StripeSimulator()
+def sim() -> Iterator[StripeSimulator]:
+    with StripeSimulator() as running:
+        yield running
 
 
 @pytest.fixture
 async def stripe(sim: StripeSimulator) -> AsyncIterator[StripeGateway]:
-    gateway = StripeGateway(stripe_settings(), transport=sim.transport, clock=lambda: float(NOW))
+    # A short timeout: the tests that make the simulator hold an answer wait this long.
+    settings = stripe_settings(stripe_api_base=sim.api_base, timeout_seconds=1.0)
+    gateway = StripeGateway(settings, clock=lambda: float(NOW))
     yield gateway
     await gateway.aclose()

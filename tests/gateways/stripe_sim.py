@@ -1,14 +1,18 @@
-"""A small stateful Stripe API simulator, served through `httpx.MockTransport`.
+"""A small stateful Stripe API simulator, served over real HTTP on a loopback port.
 
-It answers the endpoints `StripeGateway` uses with Stripe's documented object and error shapes,
-knows the same test tokens as the fake gateway (`FAKE_TOKENS`; `btok_us_verified` is the bank
-token), and implements Stripe's idempotency: a POST with a known `Idempotency-Key` replays the
-stored response (`Idempotent-Replayed: true`), or fails with an `idempotency_error` if the
-parameters differ. Successful and 402 results are stored; validation errors are not.
+It answers the endpoints `StripeGateway` (the official `stripe` SDK) uses with Stripe's documented
+object and error shapes, knows the same test tokens as the fake gateway (`FAKE_TOKENS`;
+`btok_us_verified` is the bank token), and implements Stripe's idempotency: a POST with a known
+`Idempotency-Key` replays the stored response (`Idempotent-Replayed: true`), or fails with an
+`idempotency_error` if the parameters differ. Successful and 402 results are stored; validation
+errors are not. Point a gateway at it with `stripe_api_base=sim.api_base` while it runs
+(`with StripeSimulator() as sim:`).
 
-`fail_next(kind)` injects one failure into the next request: "timeout"/"connect" (nothing
-happens), an HTTP status such as 500/503/429 (nothing happens), "lost_response" (processed, then
-a read timeout) or "garbage" (processed, then an unreadable 200).
+`fail_next(kind)` injects one failure into the next request: "timeout" (nothing happens; the
+answer is held until the client gives up), "disconnect" (the connection is closed without an
+answer), an HTTP status such as 500/503/429 (nothing happens), "lost_response" (processed, then
+held until the client gives up) or "garbage" (processed, then an unreadable 200).
+`respond_next(status, body)` answers the next request with exactly that, doing nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ import hashlib
 import itertools
 import json
 import re
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -26,10 +37,30 @@ from app.gateways.fake import DECLINE_MESSAGES, FAKE_EXP_MONTH, FAKE_EXP_YEAR, F
 
 SIM_API_KEY = "sk_test_simulator_51Hx0000000000000000"
 BANK_TOKEN = "btok_us_verified"
+HOLD_LIMIT_SECONDS = 30.0  # a held answer waits at most this long for the client to give up
 
 Json = dict[str, Any]
 Result = tuple[int, Json]
-Failure = Literal["timeout", "connect", "lost_response", "garbage"] | int
+Failure = Literal["timeout", "disconnect", "lost_response", "garbage"] | int
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A response given as is, without touching the simulator's state."""
+
+    status: int
+    body: object
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+
+Action = Reply | Literal["hold", "disconnect"]
 
 
 def error(status: int, kind: str, message: str, **fields: Any) -> Result:
@@ -53,38 +84,85 @@ class StripeSimulator:
         self.next_intent_status: str | None = None  # forces the next intent's status
         self._tokens: dict[str, str] = {}  # payment method id -> test token
         self._idempotent: dict[str, tuple[str, Result]] = {}
-        self._failures: list[Failure] = []
+        self._failures: list[Failure | Canned] = []
         self._ids = itertools.count(1)
-        self.transport = httpx.MockTransport(self.handle)
+        self._lock = threading.Lock()  # the server answers each connection on its own thread
+        self._server: _SimulatorServer | None = None
+
+    # -- the HTTP server -----------------------------------------------------------------------
+
+    def __enter__(self) -> StripeSimulator:
+        self._server = _SimulatorServer(self)
+        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None
+
+    @property
+    def api_base(self) -> str:
+        assert self._server is not None, "use the simulator as a context manager to serve it"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- test hooks ------------------------------------------------------------------------------
 
     def fail_next(self, *kinds: Failure) -> None:
-        self._failures.extend(kinds)
+        with self._lock:
+            self._failures.extend(kinds)
+
+    def respond_next(self, status: int, body: object, **headers: str) -> None:
+        with self._lock:
+            self._failures.append(Canned(status, body, tuple(headers.items())))
 
     @property
     def money_moving_intents(self) -> list[Json]:
-        return [
-            pi
-            for pi in self.payment_intents.values()
-            if pi["status"] in ("succeeded", "processing")
-        ]
+        with self._lock:
+            return [
+                pi
+                for pi in self.payment_intents.values()
+                if pi["status"] in ("succeeded", "processing")
+            ]
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_sim{next(self._ids):06d}"
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return self._respond(
-                error(401, "authentication_error", "Invalid API Key provided: sk_test_****0000")
-            )
-        failure = self._failures.pop(0) if self._failures else None
-        if failure == "timeout":
-            raise httpx.ReadTimeout("simulated read timeout", request=request)
-        if failure == "connect":
-            raise httpx.ConnectError("simulated connection refused", request=request)
-        if isinstance(failure, int):
-            kind = "rate_limit_error" if failure == 429 else "api_error"
-            return self._respond(error(failure, kind, "Simulated failure."))
+    # -- Stripe ----------------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> Action:
+        with self._lock:
+            self.requests.append(request)
+            failure = self._failures.pop(0) if self._failures else None
+            if isinstance(failure, Canned):
+                content = json.dumps(failure.body).encode()
+                return Reply(failure.status, dict(failure.headers), content)
+            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                return self._respond(
+                    error(401, "authentication_error", "Invalid API Key provided: sk_test_****0000")
+                )
+            if failure == "timeout":
+                return "hold"
+            if failure == "disconnect":
+                return "disconnect"
+            if isinstance(failure, int):
+                kind = "rate_limit_error" if failure == 429 else "api_error"
+                return self._respond(error(failure, kind, "Simulated failure."))
+            reply = self._process(request)
+        if failure == "lost_response":
+            return "hold"
+        if failure == "garbage":
+            return Reply(200, {"Content-Type": "text/html"}, b"<html>502 Bad Gateway</html>")
+        return reply
+
+    def _process(self, request: httpx.Request) -> Reply:
         params = dict(parse_qsl(request.content.decode(), keep_blank_values=True))
         key = request.headers.get("Idempotency-Key")
         replayed = False
@@ -106,17 +184,13 @@ class StripeSimulator:
                 result, replayed = stored[1], True
         else:
             result = self._route(request.method, request.url.path, params)
-        if failure == "lost_response":
-            raise httpx.ReadTimeout("simulated response lost", request=request)
-        if failure == "garbage":
-            return httpx.Response(200, text="<html>502 Bad Gateway</html>")
         return self._respond(result, replayed=replayed)
 
-    def _respond(self, result: Result, *, replayed: bool = False) -> httpx.Response:
-        headers = {"Request-Id": self._id("req")}
+    def _respond(self, result: Result, *, replayed: bool = False) -> Reply:
+        headers = {"Request-Id": self._id("req"), "Content-Type": "application/json"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return httpx.Response(result[0], json=result[1], headers=headers)
+        return Reply(result[0], headers, json.dumps(result[1]).encode())
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> Result:
         routes: list[tuple[str, str, Any]] = [
@@ -307,3 +381,60 @@ def _metadata(params: dict[str, str]) -> dict[str, str]:
 
 def _fingerprint(token: str) -> str:
     return hashlib.sha256(f"sim:{token}".encode()).hexdigest()[:16]
+
+
+class _SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, sim: StripeSimulator) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.sim = sim
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's client expects
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
+    server: _SimulatorServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # keep the test output quiet
+
+    def _serve(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        host, port = self.server.server_address[:2]
+        request = httpx.Request(
+            self.command,
+            f"http://{host!s}:{port}{self.path}",
+            headers=list(self.headers.items()),
+            content=body,
+        )
+        action = self.server.sim.handle(request)
+        if action == "hold":
+            self._hold_until_the_client_gives_up()
+        if not isinstance(action, Reply):
+            self.close_connection = True
+            return
+        self.send_response(action.status)
+        for name, value in action.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(action.content)))
+        self.end_headers()
+        self.wfile.write(action.content)
+
+    def _hold_until_the_client_gives_up(self) -> None:
+        """Answer nothing until the client closes the connection (its timeout), like a gateway
+        that is slow or whose answer was lost on the way."""
+        deadline = time.monotonic() + HOLD_LIMIT_SECONDS
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+            except OSError:  # reset by the client: gone all the same
+                return

@@ -1,7 +1,9 @@
-"""Stripe-only behaviour: the requests we send, error mapping, timeouts and webhook signatures."""
+"""Stripe-only behaviour: the requests the SDK sends, error mapping, timeouts and webhook
+signatures, against the Stripe simulator served on loopback (see stripe_sim.py)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -56,7 +58,7 @@ async def test_charge_request_shape(stripe: StripeGateway, sim: StripeSimulator)
     customer, method = await _ready(stripe)
     charge = await _charge(stripe, customer, method)
     request = sim.requests[-1]
-    assert (request.method, str(request.url)) == ("POST", "https://stripe.test/v1/payment_intents")
+    assert (request.method, str(request.url)) == ("POST", f"{sim.api_base}/v1/payment_intents")
     assert request.headers["Authorization"] == f"Bearer {SIM_API_KEY}"
     assert request.headers["Idempotency-Key"] == "k-1"
     assert request.headers["Stripe-Version"] == STRIPE_API_VERSION
@@ -83,8 +85,11 @@ def first_intent(sim: StripeSimulator) -> str:
 
 async def test_customer_and_attach_requests(stripe: StripeGateway, sim: StripeSimulator) -> None:
     await stripe.create_customer(name="Acme", email="ops@acme.test", metadata={"tenant": "t-9"})
-    create = sim.requests[-1]
-    assert "Idempotency-Key" not in create.headers
+    await stripe.create_customer(name="Acme", email="ops@acme.test", metadata={"tenant": "t-9"})
+    create, again = sim.requests[-2:]
+    # No key derived from the customer: the SDK's random one, so two namesakes are two customers.
+    assert create.headers["Idempotency-Key"] != again.headers["Idempotency-Key"]
+    assert len(sim.customers) == 2
     assert form(create) == {"name": "Acme", "email": "ops@acme.test", "metadata[tenant]": "t-9"}
     customer = next(iter(sim.customers))
     await stripe.attach_method(token="tok_visa", customer_reference=customer)
@@ -158,7 +163,7 @@ async def test_lost_response_then_replay(stripe: StripeGateway, sim: StripeSimul
     ("failure", "code"),
     [
         ("timeout", "timeout"),
-        ("connect", "connection_error"),
+        ("disconnect", "connection_error"),
         (500, "api_error"),
         (503, "api_error"),
         (429, "rate_limited"),
@@ -206,10 +211,6 @@ async def test_unexpected_intent_status(stripe: StripeGateway, sim: StripeSimula
     assert caught.value.code == "unexpected_status"
 
 
-def _answering(status: int, body: object) -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
-
-
 def _error(kind: str, **fields: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": f"{kind} happened", **fields}}
 
@@ -245,11 +246,16 @@ ERROR_CASES: list[tuple[int, dict[str, Any], type[GatewayError], str]] = [
 
 @pytest.mark.parametrize(("status", "body", "expected", "code"), ERROR_CASES)
 async def test_error_mapping(
-    status: int, body: dict[str, Any], expected: type[GatewayError], code: str
+    stripe: StripeGateway,
+    sim: StripeSimulator,
+    status: int,
+    body: dict[str, Any],
+    expected: type[GatewayError],
+    code: str,
 ) -> None:
-    gateway = StripeGateway(stripe_settings(), transport=_answering(status, body))
+    sim.respond_next(status, body)
     with pytest.raises(expected) as caught:
-        await gateway.charge(
+        await stripe.charge(
             amount=100,
             currency="USD",
             method_reference="pm_1",
@@ -260,24 +266,25 @@ async def test_error_mapping(
     assert caught.value.code == code
     if status == 402:
         assert caught.value.message == body["error"]["message"]
-    await gateway.aclose()
 
 
-async def test_card_errors_while_attaching_are_rejections() -> None:
-    body = _error("card_error", code="incorrect_number")
-    gateway = StripeGateway(stripe_settings(), transport=_answering(402, body))
+async def test_card_errors_while_attaching_are_rejections(
+    stripe: StripeGateway, sim: StripeSimulator
+) -> None:
+    sim.respond_next(402, _error("card_error", code="incorrect_number"))
     with pytest.raises(GatewayMethodRejected) as caught:
-        await gateway.attach_method(token="tok_x", customer_reference="cus_1")
+        await stripe.attach_method(token="tok_x", customer_reference="cus_1")
     assert caught.value.code == "incorrect_number"
-    await gateway.aclose()
 
 
-async def test_decline_code_is_hard_for_stolen_cards() -> None:
+async def test_decline_code_is_hard_for_stolen_cards(
+    stripe: StripeGateway, sim: StripeSimulator
+) -> None:
     body = _error("card_error", code="card_declined", decline_code="stolen_card")
     body["error"]["payment_intent"] = {"id": "pi_9", "object": "payment_intent"}
-    gateway = StripeGateway(stripe_settings(), transport=_answering(402, body))
+    sim.respond_next(402, body)
     with pytest.raises(GatewayDeclined) as caught:
-        await gateway.charge(
+        await stripe.charge(
             amount=1,
             currency="USD",
             method_reference="pm",
@@ -286,40 +293,46 @@ async def test_decline_code_is_hard_for_stolen_cards() -> None:
         )
     assert caught.value.hard
     assert caught.value.charge_reference == "pi_9"
-    await gateway.aclose()
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        httpx.ReadTimeout("t"),
-        httpx.ConnectTimeout("t"),
-        httpx.WriteTimeout("t"),
-        httpx.ConnectError("c"),
-        httpx.RemoteProtocolError("p"),
-        httpx.ReadError("r"),
-        httpx.DecodingError("d"),
-    ],
-)
-async def test_transport_exceptions_are_unavailable(exc: Exception) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
+@pytest.mark.parametrize("failure", ["timeout", "disconnect", "undecodable body"])
+async def test_transport_failures_are_unavailable(
+    stripe: StripeGateway, sim: StripeSimulator, failure: str
+) -> None:
+    if failure == "undecodable body":
+        sim.respond_next(200, {"id": "pi_1"}, **{"Content-Encoding": "gzip"})
+    else:
+        sim.fail_next(failure)  # type: ignore[arg-type]
+    with pytest.raises(GatewayUnavailable) as caught:
+        await stripe.get_charge("pi_1")
+    assert caught.value.code == ("timeout" if failure == "timeout" else "connection_error")
 
-    gateway = StripeGateway(stripe_settings(), transport=httpx.MockTransport(handler))
-    with pytest.raises(GatewayUnavailable):
+
+async def test_connection_refused_is_unavailable() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago and has no listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = StripeGateway(stripe_settings(stripe_api_base=f"http://127.0.0.1:{port}"))
+    with pytest.raises(GatewayUnavailable) as caught:
         await gateway.get_charge("pi_1")
+    assert caught.value.code == "connection_error"
     await gateway.aclose()
 
 
-async def test_the_api_key_never_leaks() -> None:
+async def test_the_api_key_never_leaks(sim: StripeSimulator) -> None:
     key = "sk_live_supersecret_0123456789"
     body = _error("authentication_error")
     body["error"]["message"] = f"Invalid API Key provided: {key}"
-    gateway = StripeGateway(stripe_settings(stripe_api_key=key), transport=_answering(401, body))
+    sim.respond_next(401, body)
+    settings = stripe_settings(stripe_api_key=key, stripe_api_base=sim.api_base)
+    gateway = StripeGateway(settings)
     with pytest.raises(GatewayRequestError) as caught:
         await gateway.create_customer(name="Acme", email=None, metadata={})
     assert key not in str(caught.value)
     assert key not in caught.value.message
+    # The SDK's exception (whose message echoes Stripe's) is not chained into tracebacks.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
     assert key not in repr(stripe_settings(stripe_api_key=key))
     await gateway.aclose()
 
@@ -338,8 +351,7 @@ async def test_malformed_token_never_reaches_stripe(
 
 
 def _gateway(clock: Callable[[], float], secret: str | None = STRIPE_WEBHOOK_SECRET) -> Any:
-    settings = stripe_settings(stripe_webhook_secret=secret)
-    return StripeGateway(settings, transport=_answering(200, {}), clock=clock)
+    return StripeGateway(stripe_settings(stripe_webhook_secret=secret), clock=clock)
 
 
 PAYLOAD = b'{"id": "evt_1", "object": "event", "type": "charge.refunded", "data": {"object": {}}}'
@@ -392,8 +404,7 @@ def test_webhook_without_a_secret() -> None:
 
 
 async def test_api_base_with_trailing_slash(sim: StripeSimulator) -> None:
-    settings = stripe_settings(stripe_api_base="https://stripe.test/")
-    gateway = StripeGateway(settings, transport=sim.transport)
+    gateway = StripeGateway(stripe_settings(stripe_api_base=sim.api_base + "/"))
     await gateway.create_customer(name="Acme", email=None, metadata={})
-    assert str(sim.requests[-1].url) == "https://stripe.test/v1/customers"
+    assert str(sim.requests[-1].url) == f"{sim.api_base}/v1/customers"
     await gateway.aclose()
