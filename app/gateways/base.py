@@ -27,10 +27,22 @@ ChargeStatus = Literal["succeeded", "pending"]
 
 # Declines that must never be retried automatically: the issuer will not approve this credential
 # again (card networks' "do not reattempt" categories, e.g. Visa category 1 and Mastercard MAC 03),
-# or retrying looks like card testing. `do_not_honor`, `insufficient_funds`, `card_declined`,
-# `authentication_required`, `try_again_later` and the like stay soft: a later attempt may succeed.
+# retrying looks like card testing, or the bank account cannot be debited again (ACH returns for a
+# closed, missing, invalid, frozen or restricted account, or a debit the holder did not or no
+# longer authorizes: R02, R03, R04, R16, R20, R07/R10, under Stripe's names). `do_not_honor`,
+# `insufficient_funds` (a card's, or ACH R01), `card_declined`, `authentication_required`,
+# `try_again_later` and the like stay soft: a later attempt may succeed.
 HARD_DECLINE_CODES: frozenset[str] = frozenset(
     {
+        # bank accounts (ACH debits)
+        "account_closed",
+        "account_frozen",
+        "bank_account_restricted",
+        "bank_account_unusable",
+        "debit_not_authorized",
+        "invalid_account_number",
+        "no_account",
+        # cards
         "stolen_card",
         "lost_card",
         "pickup_card",
@@ -63,6 +75,7 @@ class AttachedMethod:
     exp_month: int | None
     exp_year: int | None
     fingerprint: str
+    funding: str | None = None  # cards: "credit", "debit", "prepaid" or "unknown" (Stripe's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,9 @@ class GatewayDeclined(GatewayError):
 
     `hard` is True for codes in `HARD_DECLINE_CODES`: never retry those automatically.
     `charge_reference` is the gateway's id of the failed attempt when it keeps one (Stripe does).
+    `method_type` is "ach" for a returned bank debit and "card" for a card decline, when the
+    gateway says (None otherwise): codes alone cannot tell, as `insufficient_funds` is both a
+    card decline and an ACH return (R01), and a retry policy treats the two apart.
     """
 
     def __init__(
@@ -134,10 +150,12 @@ class GatewayDeclined(GatewayError):
         *,
         hard: bool | None = None,
         charge_reference: str | None = None,
+        method_type: PaymentMethodType | None = None,
     ) -> None:
         super().__init__(message or f"Payment declined ({code}).", code=code)
         self.hard = code in HARD_DECLINE_CODES if hard is None else hard
         self.charge_reference = charge_reference
+        self.method_type = method_type
 
 
 class GatewayMethodRejected(GatewayError):

@@ -59,6 +59,7 @@ from app.gateways.base import (
     GatewayRequestError,
     GatewaySettings,
     GatewayUnavailable,
+    PaymentMethodType,
     Refund,
     WebhookEvent,
     WebhookVerificationError,
@@ -75,9 +76,21 @@ STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 WEBHOOK_TOLERANCE_SECONDS = 300
 IDEMPOTENCY_METADATA_KEY = "billing_portal_idempotency_key"
 
-# Stripe has no "tok_" bank token in test mode; this alias lets the fake's `tok_ach` work against
-# Stripe test mode too. Real ids are random, so the alias cannot shadow a live token.
-BANK_TOKEN_ALIASES: Mapping[str, str] = {"tok_ach": "btok_us_verified"}
+# The fake gateway's test tokens whose Stripe test-mode name differs (Stripe has no "tok_" bank
+# tokens), so the same tokens work against Stripe test mode. Real ids are random, so an alias
+# cannot shadow a live token.
+TEST_TOKEN_ALIASES: Mapping[str, str] = {
+    "tok_ach": "btok_us_verified",
+    "tok_achInsufficientFunds": "btok_us_verified_insufficientFunds",
+    "tok_achAccountClosed": "btok_us_verified_accountClosed",
+    "tok_visaDebit": "tok_visa_debit",
+}
+# What Stripe calls the types of the payment methods we know.
+_METHOD_TYPES: Mapping[str, PaymentMethodType] = {
+    "card": "card",
+    "us_bank_account": "ach",
+    "bank_account": "ach",
+}
 
 # invalid_request_error codes that mean "the refund is refused", a business outcome.
 REFUND_REFUSAL_CODES = frozenset(
@@ -170,15 +183,15 @@ class StripeGateway:
                 ),
             )
             return _method_from_payment_method(pm)
-        bank_token = BANK_TOKEN_ALIASES.get(token, token)
-        if bank_token.startswith("btok_"):
+        stripe_token = TEST_TOKEN_ALIASES.get(token, token)
+        if stripe_token.startswith("btok_"):
             # Legacy bank-account tokens become a customer BankAccount (ba_...), which Stripe
             # accepts wherever a PaymentMethod id is expected.
             account = await self._call(
                 "attach",
                 self._client.v1.customers.payment_sources.create_async(
                     customer_reference,
-                    {"source": bank_token},
+                    {"source": stripe_token},
                     {"idempotency_key": _derived_key("source", customer_reference, token)},
                 ),
             )
@@ -186,7 +199,7 @@ class StripeGateway:
         created = await self._call(
             "attach",
             methods.create_async(
-                {"type": "card", "card": {"token": token}},
+                {"type": "card", "card": {"token": stripe_token}},
                 {"idempotency_key": _derived_key("create", customer_reference, token)},
             ),
         )
@@ -343,6 +356,7 @@ class StripeGateway:
                 decline,
                 safe,
                 charge_reference=intent_id if isinstance(intent_id, str) else None,
+                method_type=_declined_method_type(error),
             )
         if context == "attach" and code in _INVALID_TOKEN_CODES and param != "customer":
             return GatewayMethodRejected(
@@ -402,6 +416,7 @@ def _method_from_payment_method(pm: Mapping[str, Any]) -> AttachedMethod:
             exp_year=_int(card, "exp_year"),
             # Without a fingerprint, fall back to something unique rather than a shared "".
             fingerprint=card.get("fingerprint") or reference,
+            funding=card.get("funding") if isinstance(card.get("funding"), str) else None,
         )
     if kind == "us_bank_account":
         account = _child(pm, "us_bank_account")
@@ -444,11 +459,17 @@ def _charge_from_intent(intent: Mapping[str, Any], idempotency_key: str | None) 
             charge_reference=reference,
         )
     elif status in ("requires_payment_method", "canceled"):
+        # A card decline, or a bank debit's return (ACH: `code` is the failure code).
         error = intent.get("last_payment_error")
         error = error if isinstance(error, dict) else {}
         fallback = "card_declined" if status == "requires_payment_method" else "canceled"
         code = error.get("decline_code") or error.get("code") or fallback
-        raise GatewayDeclined(str(code), error.get("message"), charge_reference=reference)
+        raise GatewayDeclined(
+            str(code),
+            error.get("message"),
+            charge_reference=reference,
+            method_type=_declined_method_type(error),
+        )
     else:
         raise GatewayRequestError(
             f"PaymentIntent {reference} is in unexpected status {status!r}",
@@ -465,3 +486,14 @@ def _charge_from_intent(intent: Mapping[str, Any], idempotency_key: str | None) 
         status=charge_status,
         idempotency_key=idempotency_key,
     )
+
+
+def _declined_method_type(error: Mapping[str, Any]) -> PaymentMethodType | None:
+    """Card or bank account, from the error's PaymentMethod (or legacy source) when present."""
+    method, source = error.get("payment_method"), error.get("source")
+    kind = None
+    if isinstance(method, dict):
+        kind = method.get("type")
+    elif isinstance(source, dict):
+        kind = source.get("object")
+    return _METHOD_TYPES.get(kind) if isinstance(kind, str) else None

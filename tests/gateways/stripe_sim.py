@@ -1,8 +1,9 @@
 """A small stateful Stripe API simulator, served over real HTTP on a loopback port.
 
 It answers the endpoints `StripeGateway` (the official `stripe` SDK) uses with Stripe's documented
-object and error shapes, knows the same test tokens as the fake gateway (`FAKE_TOKENS`;
-`btok_us_verified` is the bank token), and implements Stripe's idempotency: a POST with a known
+object and error shapes, knows the same test tokens as the fake gateway (`FAKE_TOKENS`) under
+their Stripe test-mode names (`TEST_TOKEN_ALIASES`: `btok_us_verified...` bank tokens,
+`tok_visa_debit`), and implements Stripe's idempotency: a POST with a known
 `Idempotency-Key` replays the stored response (`Idempotent-Replayed: true`), or fails with an
 `idempotency_error` if the parameters differ. Successful and 402 results are stored; validation
 errors are not. Point a gateway at it with `stripe_api_base=sim.api_base` while it runs
@@ -12,11 +13,16 @@ errors are not. Point a gateway at it with `stripe_api_base=sim.api_base` while 
 answer is held until the client gives up), "disconnect" (the connection is closed without an
 answer), an HTTP status such as 500/503/429 (nothing happens), "lost_response" (processed, then
 held until the client gives up) or "garbage" (processed, then an unreadable 200).
+
+A bank debit of a returning ACH token fails at once (the intent comes back
+`requires_payment_method` with the return's code); with `ach_status = "processing"` it is
+`processing` first, and the return shows on the next retrieve, as it arrives days later for real.
 `respond_next(status, body)` answers the next request with exactly that, doing nothing.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -33,10 +39,22 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from app.gateways.fake import DECLINE_MESSAGES, FAKE_EXP_MONTH, FAKE_EXP_YEAR, FAKE_TOKENS
+from app.gateways.fake import (
+    DECLINE_MESSAGES,
+    FAKE_EXP_MONTH,
+    FAKE_EXP_YEAR,
+    FAKE_TOKENS,
+    FakeToken,
+    decline_message,
+)
+from app.gateways.stripe import TEST_TOKEN_ALIASES
 
 SIM_API_KEY = "sk_test_simulator_51Hx0000000000000000"
-BANK_TOKEN = "btok_us_verified"
+# Stripe's test-mode token name -> the fake's token it stands for.
+STRIPE_TEST_TOKENS = {
+    **{token: token for token in FAKE_TOKENS},
+    **{stripe: ours for ours, stripe in TEST_TOKEN_ALIASES.items()},
+}
 HOLD_LIMIT_SECONDS = 30.0  # a held answer waits at most this long for the client to give up
 
 Json = dict[str, Any]
@@ -83,6 +101,7 @@ class StripeSimulator:
         self.ach_status = "succeeded"  # set to "processing" to see real-world ACH behaviour
         self.next_intent_status: str | None = None  # forces the next intent's status
         self._tokens: dict[str, str] = {}  # payment method id -> test token
+        self._returns: dict[str, Json] = {}  # intent id -> the ACH return still on its way
         self._idempotent: dict[str, tuple[str, Result]] = {}
         self._failures: list[Failure | Canned] = []
         self._ids = itertools.count(1)
@@ -172,7 +191,8 @@ class StripeSimulator:
             if stored is None:
                 result = self._route(request.method, request.url.path, params)
                 if result[0] < 400 or result[0] == 402:
-                    self._idempotent[key] = (signature, result)
+                    # A replay answers what the first call answered, not the object's state now.
+                    self._idempotent[key] = (signature, copy.deepcopy(result))
             elif stored[0] != signature:
                 result = error(
                     400,
@@ -223,28 +243,30 @@ class StripeSimulator:
     def _create_source(self, params: dict[str, str], cus: str) -> Result:
         if cus not in self.customers:
             return missing("customer", cus, "customer")
-        if params.get("source") != BANK_TOKEN:
-            message = f"No such token: '{params.get('source')}'"
+        source = params.get("source", "")
+        token = STRIPE_TEST_TOKENS.get(source) if source.startswith("btok_") else None
+        if token is None:
+            message = f"No such token: '{source}'"
             return error(400, "invalid_request_error", message, code="resource_missing")
-        spec = FAKE_TOKENS["tok_ach"]
         account: Json = {
             "id": self._id("ba"),
             "object": "bank_account",
             "bank_name": "STRIPE TEST BANK",
-            "last4": spec.last4,
-            "fingerprint": _fingerprint(BANK_TOKEN),
+            "last4": FAKE_TOKENS[token].last4,
+            "fingerprint": _fingerprint(source),
             "routing_number": "110000000",
             "status": "verified",
             "customer": cus,
             "currency": "usd",
         }
         self.payment_methods[account["id"]] = account
-        self._tokens[account["id"]] = "tok_ach"
+        self._tokens[account["id"]] = token
         return 200, account
 
     def _create_payment_method(self, params: dict[str, str]) -> Result:
         token = params.get("card[token]", "")
-        spec = FAKE_TOKENS.get(token)
+        ours = STRIPE_TEST_TOKENS.get(token)
+        spec = FAKE_TOKENS[ours] if ours is not None else None
         if params.get("type") != "card" or spec is None or spec.type != "card":
             message = f"No such token: '{token}'"
             return error(
@@ -261,12 +283,12 @@ class StripeSimulator:
                 "exp_month": FAKE_EXP_MONTH,
                 "exp_year": FAKE_EXP_YEAR,
                 "fingerprint": _fingerprint(token),
-                "funding": "credit",
+                "funding": spec.funding,
                 "country": "US",
             },
         }
         self.payment_methods[pm["id"]] = pm
-        self._tokens[pm["id"]] = token
+        self._tokens[pm["id"]] = str(ours)
         return 200, pm
 
     def _attach(self, params: dict[str, str], pm: str) -> Result:
@@ -323,20 +345,32 @@ class StripeSimulator:
         if self.next_intent_status is not None:
             intent["status"], self.next_intent_status = self.next_intent_status, None
             return 200, intent
-        if spec.decline_code is not None:
-            card_error = {
-                "type": "card_error",
-                "code": "card_declined",
-                "decline_code": spec.decline_code,
-                "message": DECLINE_MESSAGES[spec.decline_code],
-            }
-            intent["status"], intent["last_payment_error"] = "requires_payment_method", card_error
-            return 402, {"error": {**card_error, "payment_intent": intent}}
-        return 200, intent
+        if spec.decline_code is None:
+            return 200, intent
+        if spec.type == "ach":
+            debit_return = _ach_return(spec, method)
+            if intent["status"] == "processing":
+                self._returns[intent["id"]] = debit_return
+            else:
+                _fail(intent, debit_return)
+            return 200, intent
+        card_error = {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": spec.decline_code,
+            "message": DECLINE_MESSAGES[spec.decline_code],
+            "payment_method": method,
+        }
+        _fail(intent, card_error)
+        return 402, {"error": {**card_error, "payment_intent": intent}}
 
     def _get_intent(self, params: dict[str, str], pi: str) -> Result:
         intent = self.payment_intents.get(pi)
-        return (200, intent) if intent is not None else missing("payment_intent", pi, "intent")
+        if intent is None:
+            return missing("payment_intent", pi, "intent")
+        if pi in self._returns:  # the bank's return has arrived
+            _fail(intent, self._returns.pop(pi))
+        return 200, intent
 
     def _refunded(self, pi: str, add: int = 0) -> int:
         intent = self.payment_intents[pi]
@@ -373,6 +407,21 @@ class StripeSimulator:
         }
         self.refunds[refund["id"]] = refund
         return 200, refund
+
+
+def _fail(intent: Json, last_payment_error: Json) -> None:
+    intent["status"], intent["last_payment_error"] = "requires_payment_method", last_payment_error
+
+
+def _ach_return(spec: FakeToken, account: Json) -> Json:
+    """A returned bank debit as the intent reports it: the failure code in `code` (there is no
+    `decline_code`, which is cards'), the legacy bank account in `source`."""
+    return {
+        "type": "invalid_request_error",
+        "code": spec.decline_code,
+        "message": decline_message(spec),
+        "source": account,
+    }
 
 
 def _metadata(params: dict[str, str]) -> dict[str, str]:

@@ -19,16 +19,25 @@ from app.gateways import (
     WebhookVerificationError,
 )
 
-CARDS = {
-    "tok_visa": ("visa", "4242"),
-    "tok_mastercard": ("mastercard", "4444"),
-    "tok_amex": ("amex", "0005"),
+CARDS = {  # token: (brand, last4, funding)
+    "tok_visa": ("visa", "4242", "credit"),
+    "tok_mastercard": ("mastercard", "4444", "credit"),
+    "tok_amex": ("amex", "0005", "credit"),
+    "tok_visaDebit": ("visa", "5556", "debit"),
 }
-DECLINES = {
-    "tok_chargeDeclined": "card_declined",
-    "tok_insufficientFunds": "insufficient_funds",
-    "tok_chargeDeclinedStolenCard": "stolen_card",
-    "tok_chargeDeclinedLostCard": "lost_card",
+BANK_ACCOUNTS = {  # token: last4
+    "tok_ach": "6789",
+    "tok_achInsufficientFunds": "2227",
+    "tok_achAccountClosed": "1113",
+}
+DECLINES = {  # token: (code, method type, hard)
+    "tok_chargeDeclined": ("card_declined", "card", False),
+    "tok_insufficientFunds": ("insufficient_funds", "card", False),
+    "tok_chargeDeclinedStolenCard": ("stolen_card", "card", True),
+    "tok_chargeDeclinedLostCard": ("lost_card", "card", True),
+    "tok_chargeDeclinedFraudulent": ("fraudulent", "card", True),
+    "tok_achInsufficientFunds": ("insufficient_funds", "ach", False),  # R01: may be re-presented
+    "tok_achAccountClosed": ("account_closed", "ach", True),  # R02: never again
 }
 
 
@@ -57,9 +66,9 @@ async def test_create_customer_returns_a_reference(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(("token", "expected"), CARDS.items())
-async def test_attach_card(harness: Harness, token: str, expected: tuple[str, str]) -> None:
+async def test_attach_card(harness: Harness, token: str, expected: tuple[str, str, str]) -> None:
     customer, method = await harness.method(token)
-    assert (method.type, method.brand, method.last4) == ("card", *expected)
+    assert (method.type, method.brand, method.last4, method.funding) == ("card", *expected)
     assert method.exp_month == 12
     assert method.exp_year is not None
     assert method.exp_year >= 2030
@@ -67,18 +76,21 @@ async def test_attach_card(harness: Harness, token: str, expected: tuple[str, st
     assert again.fingerprint == method.fingerprint != ""
 
 
-async def test_attach_ach(harness: Harness) -> None:
-    _, method = await harness.method("tok_ach")
-    assert (method.type, method.brand, method.last4) == ("ach", "bank", "6789")
+@pytest.mark.parametrize(("token", "last4"), BANK_ACCOUNTS.items())
+async def test_attach_ach(harness: Harness, token: str, last4: str) -> None:
+    _, method = await harness.method(token)
+    assert (method.type, method.brand, method.last4) == ("ach", "bank", last4)
     assert method.exp_month is None
     assert method.exp_year is None
-    _, again = await harness.method("tok_ach")
+    assert method.funding is None
+    _, again = await harness.method(token)
     assert again.fingerprint == method.fingerprint
 
 
-async def test_distinct_cards_have_distinct_fingerprints(harness: Harness) -> None:
-    prints = {(await harness.method(token))[1].fingerprint for token in [*CARDS, *DECLINES]}
-    assert len(prints) == len(CARDS) + len(DECLINES)
+async def test_distinct_methods_have_distinct_fingerprints(harness: Harness) -> None:
+    tokens = {*CARDS, *BANK_ACCOUNTS, *DECLINES}
+    prints = {(await harness.method(token))[1].fingerprint for token in tokens}
+    assert len(prints) == len(tokens)
 
 
 async def test_expired_card_is_refused_at_attach(harness: Harness) -> None:
@@ -107,20 +119,23 @@ async def test_charge_succeeds(harness: Harness, token: str) -> None:
     assert harness.count_charges() == 1
 
 
-@pytest.mark.parametrize(("token", "code"), DECLINES.items())
-async def test_declines_carry_the_code(harness: Harness, token: str, code: str) -> None:
+@pytest.mark.parametrize(("token", "expected"), DECLINES.items())
+async def test_declines_carry_the_code(
+    harness: Harness, token: str, expected: tuple[str, str, bool]
+) -> None:
+    code = expected[0]
     customer, method = await harness.method(token)
-    with pytest.raises(GatewayDeclined) as caught:
-        await _charge(harness, method.reference, customer, "k-decline")
-    decline = caught.value
-    assert decline.code == code
-    assert decline.message
-    assert decline.hard is (code in HARD_DECLINE_CODES)
-    assert decline.hard is (code in ("stolen_card", "lost_card"))
-    assert decline.charge_reference is not None
+    for attempt in ("first", "replay"):
+        with pytest.raises(GatewayDeclined) as caught:
+            await _charge(harness, method.reference, customer, "k-decline")
+        decline = caught.value
+        assert (decline.code, decline.method_type, decline.hard) == expected, attempt
+        assert decline.message
+        assert decline.hard is (code in HARD_DECLINE_CODES)
+        assert decline.charge_reference is not None
     with pytest.raises(GatewayDeclined) as looked_up:
         await harness.gateway.get_charge(decline.charge_reference)
-    assert looked_up.value.code == code
+    assert (looked_up.value.code, looked_up.value.method_type, looked_up.value.hard) == expected
     assert harness.count_charges() == 0
 
 

@@ -44,7 +44,10 @@ def test_token_catalogue_follows_the_product_contract() -> None:
     assert FAKE_TOKENS["tok_ach"].type == "ach"
     always_pay = {t for t, spec in FAKE_TOKENS.items() if not spec.decline_code}
     always_pay -= {t for t, spec in FAKE_TOKENS.items() if spec.attach_error}
-    assert always_pay == {"tok_visa", "tok_mastercard", "tok_amex", "tok_ach"}
+    assert always_pay == {"tok_visa", "tok_mastercard", "tok_amex", "tok_visaDebit", "tok_ach"}
+    assert FAKE_TOKENS["tok_visaDebit"].funding == "debit"
+    assert FAKE_TOKENS["tok_visa"].funding == "credit"
+    assert FAKE_TOKENS["tok_ach"].funding is None
 
 
 async def test_method_reference_encodes_the_token(fake: FakeGateway) -> None:

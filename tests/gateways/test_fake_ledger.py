@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.gateways import GatewaySettings
+from app.gateways import GatewayDeclined, GatewaySettings
 from app.gateways.fake import FakeGateway, ledger_summary
 from app.gateways.fake import ledger as ledger_module
 
@@ -117,3 +117,30 @@ async def test_in_memory_when_no_file_is_configured(opened: list[str]) -> None:
     await _charge(gateway, method, "k")
     assert gateway.ledger_path is None
     assert opened == [":memory:"]
+
+
+async def test_a_ledger_file_from_before_method_types_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE charges (seq INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT "
+            "NOT NULL UNIQUE, reference TEXT NOT NULL UNIQUE, request TEXT NOT NULL, amount "
+            "INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, decline_code TEXT, "
+            "decline_message TEXT)"
+        )
+        old.execute(
+            "INSERT INTO charges (idempotency_key, reference, request, amount, currency, status, "
+            "decline_code) VALUES ('old', 'pi_old', '[]', 1, 'USD', 'declined', 'card_declined')"
+        )
+    gateway = _file_gateway(path)
+    method = await gateway.attach_method(token="tok_achAccountClosed", customer_reference="c")
+    with pytest.raises(GatewayDeclined) as new:
+        await _charge(gateway, method.reference, "new")
+    assert (new.value.code, new.value.method_type, new.value.hard) == (
+        "account_closed",
+        "ach",
+        True,
+    )
+    with pytest.raises(GatewayDeclined) as old_decline:
+        await gateway.get_charge("pi_old")
+    assert (old_decline.value.code, old_decline.value.method_type) == ("card_declined", None)

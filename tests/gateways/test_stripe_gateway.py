@@ -188,6 +188,35 @@ async def test_ach_processing_is_pending(stripe: StripeGateway, sim: StripeSimul
     assert charge.status == "pending"
 
 
+async def test_ach_return_arrives_after_processing(
+    stripe: StripeGateway, sim: StripeSimulator
+) -> None:
+    sim.ach_status = "processing"
+    charge = await _charge(stripe, *await _ready(stripe, "tok_achInsufficientFunds"))
+    assert charge.status == "pending"
+    with pytest.raises(GatewayDeclined) as caught:  # what reconciliation sees days later
+        await stripe.get_charge(charge.reference)
+    decline = caught.value
+    assert (decline.code, decline.method_type, decline.hard) == ("insufficient_funds", "ach", False)
+    assert decline.charge_reference == charge.reference
+
+
+@pytest.mark.parametrize(
+    ("token", "sent"),
+    [
+        ("tok_visaDebit", {"type": "card", "card[token]": "tok_visa_debit"}),
+        ("tok_achAccountClosed", {"source": "btok_us_verified_accountClosed"}),
+        ("tok_achInsufficientFunds", {"source": "btok_us_verified_insufficientFunds"}),
+    ],
+)
+async def test_test_tokens_go_to_stripe_under_stripes_names(
+    stripe: StripeGateway, sim: StripeSimulator, token: str, sent: dict[str, str]
+) -> None:
+    customer = await stripe.create_customer(name="Acme", email=None, metadata={})
+    await stripe.attach_method(token=token, customer_reference=customer)
+    assert any(form(request) == sent for request in sim.requests)
+
+
 @pytest.mark.parametrize(
     ("status", "code"),
     [("requires_action", "authentication_required"), ("canceled", "canceled")],

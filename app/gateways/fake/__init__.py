@@ -11,15 +11,18 @@ from app.gateways.fake.failures import FailureMode, FailureOperation
 from app.gateways.fake.gateway import FAKE_SIGNATURE_HEADER, FakeGateway, sign_fake_webhook
 from app.gateways.fake.ledger import SQLITE_BUSY_TIMEOUT_SECONDS, ledger_summary
 from app.gateways.fake.tokens import (
+    ACH_RETURN_MESSAGES,
     DECLINE_MESSAGES,
     FAKE_EXP_MONTH,
     FAKE_EXP_YEAR,
     FAKE_TOKENS,
     FakeToken,
+    decline_message,
     fingerprint_for,
 )
 
 __all__ = [
+    "ACH_RETURN_MESSAGES",
     "DECLINE_MESSAGES",
     "FAKE_EXP_MONTH",
     "FAKE_EXP_YEAR",
@@ -30,6 +33,7 @@ __all__ = [
     "FailureOperation",
     "FakeGateway",
     "FakeToken",
+    "decline_message",
     "fingerprint_for",
     "ledger_summary",
     "sign_fake_webhook",

@@ -40,6 +40,7 @@ from app.gateways.fake.tokens import (
     FAKE_EXP_MONTH,
     FAKE_EXP_YEAR,
     FAKE_TOKENS,
+    decline_message,
     fingerprint_for,
 )
 
@@ -119,6 +120,7 @@ class FakeGateway:
             exp_month=FAKE_EXP_MONTH if is_card else None,
             exp_year=FAKE_EXP_YEAR if is_card else None,
             fingerprint=fingerprint_for(token),
+            funding=spec.funding,
         )
         if lost:
             raise timeout("attach")
@@ -255,5 +257,6 @@ def _charge_row(
         currency=currency,
         status="declined" if decline else "succeeded",
         decline_code=decline,
-        decline_message=DECLINE_MESSAGES.get(decline) if decline else None,
+        decline_message=decline_message(spec),
+        method_type=spec.type if decline else None,
     )

@@ -31,6 +31,7 @@ from app.gateways.base import (
     GatewayDeclined,
     GatewayNotFound,
     GatewayRequestError,
+    PaymentMethodType,
     Refund,
 )
 
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS charges (
     currency TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('succeeded', 'declined')),
     decline_code TEXT,
-    decline_message TEXT
+    decline_message TEXT,
+    method_type TEXT
 );
 CREATE TABLE IF NOT EXISTS refunds (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,7 +65,8 @@ CREATE TABLE IF NOT EXISTS charge_calls (
 );
 """
 _CHARGE_COLUMNS = (
-    "idempotency_key, reference, request, amount, currency, status, decline_code, decline_message"
+    "idempotency_key, reference, request, amount, currency, status, decline_code, decline_message, "
+    "method_type"
 )
 _REFUND_COLUMNS = "idempotency_key, reference, request, charge_reference, amount"
 
@@ -78,6 +81,7 @@ class ChargeRow:
     status: str
     decline_code: str | None
     decline_message: str | None
+    method_type: PaymentMethodType | None
 
     def outcome(self) -> Charge:
         if self.status == "declined":
@@ -85,6 +89,7 @@ class ChargeRow:
                 self.decline_code or "card_declined",
                 self.decline_message,
                 charge_reference=self.reference,
+                method_type=self.method_type,
             )
         # The fake settles instantly, so everything that is not a decline has succeeded.
         return Charge(self.reference, self.amount, self.currency, "succeeded", self.idempotency_key)
@@ -136,7 +141,21 @@ def _open_file(path: str) -> sqlite3.Connection:
     _use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
+    _add_method_type(conn)
     return conn
+
+
+def _add_method_type(conn: sqlite3.Connection) -> None:
+    """A ledger file written before declines recorded their method type (a developer's
+    data/fake-gateway.db) gains the column; its old rows say NULL (unknown)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(charges)")}
+    if "method_type" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE charges ADD COLUMN method_type TEXT")
+    except sqlite3.OperationalError as exc:  # another process added it first
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -198,7 +217,7 @@ def put_charge(conn: sqlite3.Connection, row: ChargeRow) -> ChargeRow:
     and every caller gets the stored row back."""
     record_call(conn, row.idempotency_key)
     conn.execute(
-        f"INSERT INTO charges ({_CHARGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+        f"INSERT INTO charges ({_CHARGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
         "ON CONFLICT (idempotency_key) DO NOTHING",
         astuple(row),
     )

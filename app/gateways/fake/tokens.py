@@ -21,8 +21,15 @@ class FakeToken:
     type: PaymentMethodType
     brand: str
     last4: str
-    decline_code: str | None = None  # every charge is declined with this code
+    decline_code: str | None = None  # every charge (ach: every debit, returned) is declined so
     attach_error: str | None = None  # attaching is refused with this code
+    debit: bool = False  # cards: a debit card rather than a credit card
+
+    @property
+    def funding(self) -> str | None:
+        if self.type != "card":
+            return None
+        return "debit" if self.debit else "credit"
 
 
 FAKE_TOKENS: Mapping[str, FakeToken] = MappingProxyType(
@@ -39,11 +46,19 @@ FAKE_TOKENS: Mapping[str, FakeToken] = MappingProxyType(
             "card", "visa", "9979", decline_code="stolen_card"
         ),
         "tok_chargeDeclinedLostCard": FakeToken("card", "visa", "9987", decline_code="lost_card"),
+        "tok_chargeDeclinedFraudulent": FakeToken(
+            "card", "visa", "0019", decline_code="fraudulent"
+        ),
+        "tok_visaDebit": FakeToken("card", "visa", "5556", debit=True),
         "tok_ach": FakeToken("ach", "bank", "6789"),
+        "tok_achInsufficientFunds": FakeToken(
+            "ach", "bank", "2227", decline_code="insufficient_funds"
+        ),
+        "tok_achAccountClosed": FakeToken("ach", "bank", "1113", decline_code="account_closed"),
     }
 )
 
-# The customer-facing texts Stripe uses for these codes.
+# The customer-facing texts Stripe uses for these codes (cards; then bank debits, by method type).
 DECLINE_MESSAGES: Mapping[str, str] = MappingProxyType(
     {
         "card_declined": "Your card was declined.",
@@ -51,8 +66,24 @@ DECLINE_MESSAGES: Mapping[str, str] = MappingProxyType(
         "expired_card": "Your card has expired.",
         "stolen_card": "Your card was declined.",
         "lost_card": "Your card was declined.",
+        "fraudulent": "Your card was declined.",
     }
 )
+ACH_RETURN_MESSAGES: Mapping[str, str] = MappingProxyType(
+    {
+        "insufficient_funds": (
+            "The customer's account has insufficient funds to cover this payment."
+        ),
+        "account_closed": "The customer's bank account has been closed.",
+    }
+)
+
+
+def decline_message(token: FakeToken) -> str | None:
+    if token.decline_code is None:
+        return None
+    messages = ACH_RETURN_MESSAGES if token.type == "ach" else DECLINE_MESSAGES
+    return messages.get(token.decline_code)
 
 
 def fingerprint_for(token: str) -> str:
