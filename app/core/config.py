@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     gateway_timeout_seconds: float = Field(default=10.0, gt=0)
+    # One limit for every replica (a token bucket in Redis when redis_url is set); None: no limit.
+    gateway_rate_limit_per_second: float | None = Field(default=None, gt=0)
+    gateway_rate_limit_burst: int | None = Field(default=None, ge=1)
     fake_gateway_latency_seconds: float = Field(default=0.0, ge=0)
     fake_gateway_ledger: str | None = None
 

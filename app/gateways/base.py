@@ -172,6 +172,18 @@ class GatewayUnavailable(GatewayError):
         super().__init__(message, code=code)
 
 
+class GatewayRateLimited(GatewayUnavailable):
+    """The call was refused for its rate before anything happened: the gateway's HTTP 429, or our
+    own limit (`app.gateways.ratelimit`) finding no slot in time. Retrying later is safe, even
+    without an idempotency key. `retry_after` is the wait asked for, in seconds, when known."""
+
+    def __init__(
+        self, message: str, *, code: str = "rate_limited", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class GatewayRequestError(GatewayError):
     """The gateway rejected the request itself (our bug or configuration); do not retry blindly.
 

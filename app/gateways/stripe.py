@@ -28,6 +28,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
@@ -56,6 +57,7 @@ from app.gateways.base import (
     GatewayError,
     GatewayMethodRejected,
     GatewayNotFound,
+    GatewayRateLimited,
     GatewayRequestError,
     GatewaySettings,
     GatewayUnavailable,
@@ -341,9 +343,11 @@ class StripeGateway:
             self._api_key, "[redacted]"
         )[:500]
         message = f"{safe} (request {exc.request_id})" if exc.request_id else safe
-        if status >= 500 or status == 429:
-            default = "rate_limited" if status == 429 else "api_error"
-            return GatewayUnavailable(message, code=code or default)
+        if status == 429:  # refused before anything happened (rate or lock contention)
+            retry_after = _seconds(exc.headers.get("Retry-After") if exc.headers else None)
+            return GatewayRateLimited(message, code=code or "rate_limited", retry_after=retry_after)
+        if status >= 500:
+            return GatewayUnavailable(message, code=code or "api_error")
         if kind == "idempotency_error" or status == 409:
             return GatewayRequestError(message, code="idempotency_error", status=status)
         if kind == "card_error":
@@ -367,6 +371,21 @@ class StripeGateway:
         if status == 404:
             return GatewayNotFound(message, code=code or "resource_missing", status=status)
         return GatewayRequestError(message, code=code or kind or "invalid_request", status=status)
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After header's delay: delta-seconds or an HTTP date; None when absent or odd."""
+    if not retry_after:
+        return None
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _signed_at(header: str) -> int:

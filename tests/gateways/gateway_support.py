@@ -8,7 +8,7 @@ from typing import Any
 
 from stripe_sim import SIM_API_KEY
 
-from app.gateways import AttachedMethod, GatewaySettings, PaymentGateway
+from app.gateways import AttachedMethod, Charge, GatewaySettings, PaymentGateway
 
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z, the stripe gateway's frozen webhook clock
 STRIPE_WEBHOOK_SECRET = "whsec_simulator"
@@ -41,3 +41,14 @@ def stripe_settings(**overrides: Any) -> GatewaySettings:
         stripe_api_base="https://stripe.test",
     )
     return replace(base, **overrides)
+
+
+async def charge_once(gateway: PaymentGateway, method: str, key: str) -> Charge:
+    """A plain USD charge for `cus_fake_1` (what the fake's checks need) under `key`."""
+    return await gateway.charge(
+        amount=100,
+        currency="USD",
+        method_reference=method,
+        customer_reference="cus_fake_1",
+        idempotency_key=key,
+    )

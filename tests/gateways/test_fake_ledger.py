@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_support import charge_once
 
 from app.gateways import GatewayDeclined, GatewaySettings
 from app.gateways.fake import FakeGateway, ledger_summary
@@ -25,16 +26,6 @@ def _file_gateway(path: Path) -> FakeGateway:
 
 def _connection(gateway: FakeGateway) -> sqlite3.Connection:
     return gateway._ledger._connection.conn
-
-
-async def _charge(gateway: FakeGateway, method: str, key: str) -> None:
-    await gateway.charge(
-        amount=500,
-        currency="USD",
-        method_reference=method,
-        customer_reference="cus_fake_1",
-        idempotency_key=key,
-    )
 
 
 @pytest.fixture
@@ -58,7 +49,7 @@ async def test_a_process_keeps_one_connection_per_ledger_file(
     first, second = _file_gateway(path), _file_gateway(path)
     method = (await first.attach_method(token="tok_visa", customer_reference="c")).reference
     for n in range(25):
-        await _charge(first if n % 2 else second, method, f"k-{n}")
+        await charge_once(first if n % 2 else second, method, f"k-{n}")
     assert first.summary()["charges"] == 25
     assert ledger_summary(str(path))["calls"] == 25
     assert opened == [str(path)]
@@ -94,8 +85,8 @@ async def test_a_charge_is_one_transaction(tmp_path: Path, ledger: str) -> None:
     statements: list[str] = []
     _connection(gateway).set_trace_callback(statements.append)
     try:
-        await _charge(gateway, method, "one-tx")
-        await _charge(gateway, method, "one-tx")  # a replay costs the same
+        await charge_once(gateway, method, "one-tx")
+        await charge_once(gateway, method, "one-tx")  # a replay costs the same
     finally:
         _connection(gateway).set_trace_callback(None)
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == [
@@ -114,7 +105,7 @@ async def test_a_charge_is_one_transaction(tmp_path: Path, ledger: str) -> None:
 async def test_in_memory_when_no_file_is_configured(opened: list[str]) -> None:
     gateway = FakeGateway()
     method = (await gateway.attach_method(token="tok_visa", customer_reference="c")).reference
-    await _charge(gateway, method, "k")
+    await charge_once(gateway, method, "k")
     assert gateway.ledger_path is None
     assert opened == [":memory:"]
 
@@ -135,7 +126,7 @@ async def test_a_ledger_file_from_before_method_types_is_upgraded(tmp_path: Path
     gateway = _file_gateway(path)
     method = await gateway.attach_method(token="tok_achAccountClosed", customer_reference="c")
     with pytest.raises(GatewayDeclined) as new:
-        await _charge(gateway, method.reference, "new")
+        await charge_once(gateway, method.reference, "new")
     assert (new.value.code, new.value.method_type, new.value.hard) == (
         "account_closed",
         "ach",

@@ -19,6 +19,7 @@ from app.gateways import (
     GatewayError,
     GatewayMethodRejected,
     GatewayNotFound,
+    GatewayRateLimited,
     GatewayRequestError,
     GatewaySettings,
     GatewayUnavailable,
@@ -166,7 +167,7 @@ async def test_lost_response_then_replay(stripe: StripeGateway, sim: StripeSimul
         ("disconnect", "connection_error"),
         (500, "api_error"),
         (503, "api_error"),
-        (429, "rate_limited"),
+        (429, "rate_limited"),  # without a rate limit in front, a 429 surfaces at once
         ("garbage", "gateway_unavailable"),
     ],
 )
@@ -254,7 +255,8 @@ ERROR_CASES: list[tuple[int, dict[str, Any], type[GatewayError], str]] = [
     (402, _error("card_error", code="expired_card"), GatewayDeclined, "expired_card"),
     (500, _error("api_error"), GatewayUnavailable, "api_error"),
     (502, {"unexpected": True}, GatewayUnavailable, "api_error"),
-    (429, _error("invalid_request_error", code="lock_timeout"), GatewayUnavailable, "lock_timeout"),
+    (429, _error("invalid_request_error", code="lock_timeout"), GatewayRateLimited, "lock_timeout"),
+    (429, _error("rate_limit_error"), GatewayRateLimited, "rate_limited"),
     (
         400,
         _error("invalid_request_error", code="parameter_missing"),
@@ -295,6 +297,26 @@ async def test_error_mapping(
     assert caught.value.code == code
     if status == 402:
         assert caught.value.message == body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        ("0.25", 0.25),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("soon", None),
+        (None, None),
+    ],
+)
+async def test_a_429_carries_retry_after(
+    stripe: StripeGateway, sim: StripeSimulator, header: str | None, seconds: float | None
+) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    sim.respond_next(429, _error("rate_limit_error"), **headers)
+    with pytest.raises(GatewayRateLimited) as caught:
+        await stripe.get_charge("pi_1")
+    assert caught.value.retry_after == seconds
 
 
 async def test_card_errors_while_attaching_are_rejections(

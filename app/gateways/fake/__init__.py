@@ -9,7 +9,11 @@ idempotency key. Failures are injected per instance (`failures`); see `FakeGatew
 
 from app.gateways.fake.failures import FailureMode, FailureOperation
 from app.gateways.fake.gateway import FAKE_SIGNATURE_HEADER, FakeGateway, sign_fake_webhook
-from app.gateways.fake.ledger import SQLITE_BUSY_TIMEOUT_SECONDS, ledger_summary
+from app.gateways.fake.ledger import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ledger_call_times,
+    ledger_summary,
+)
 from app.gateways.fake.tokens import (
     ACH_RETURN_MESSAGES,
     DECLINE_MESSAGES,
@@ -35,6 +39,7 @@ __all__ = [
     "FakeToken",
     "decline_message",
     "fingerprint_for",
+    "ledger_call_times",
     "ledger_summary",
     "sign_fake_webhook",
 ]

@@ -3,6 +3,7 @@
 gateway.fail_next()                                  # next charge(): timeout, nothing done
 gateway.fail_next(2, mode="error", operation="any")  # next two calls of any kind: 5xx-like
 gateway.fail_next(mode="lost_response")              # next charge() IS recorded, then times out
+gateway.fail_next(2, mode="rate_limited", retry_after=0.5)  # two HTTP 429s, nothing done
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from app.gateways.base import GatewayUnavailable
+from app.gateways.base import GatewayRateLimited, GatewayUnavailable
 
-FailureMode = Literal["timeout", "error", "lost_response"]
+FailureMode = Literal["timeout", "error", "lost_response", "rate_limited"]
 FailureOperation = Literal["charge", "refund", "attach", "customer", "get_charge", "any"]
 
 
@@ -21,6 +22,7 @@ class _PendingFailure:
     remaining: int
     mode: FailureMode
     operation: FailureOperation
+    retry_after: float | None
 
 
 class FailurePlan:
@@ -29,12 +31,18 @@ class FailurePlan:
     def __init__(self) -> None:
         self._pending: list[_PendingFailure] = []
 
-    def add(self, count: int, mode: FailureMode, operation: FailureOperation) -> None:
+    def add(
+        self,
+        count: int,
+        mode: FailureMode,
+        operation: FailureOperation,
+        retry_after: float | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
         if mode not in get_args(FailureMode) or operation not in get_args(FailureOperation):
             raise ValueError(f"unknown failure mode/operation: {mode!r}/{operation!r}")
-        self._pending.append(_PendingFailure(count, mode, operation))
+        self._pending.append(_PendingFailure(count, mode, operation, retry_after))
 
     def clear(self) -> None:
         self._pending.clear()
@@ -53,6 +61,11 @@ class FailurePlan:
                     )
                 if failure.mode == "timeout":
                     raise timeout(operation)
+                if failure.mode == "rate_limited":  # like HTTP 429: refused, nothing done
+                    raise GatewayRateLimited(
+                        f"fake gateway: too many requests during {operation}",
+                        retry_after=failure.retry_after,
+                    )
                 return True
         return False
 

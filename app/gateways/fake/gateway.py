@@ -74,14 +74,17 @@ class FakeGateway:
         count: int = 1,
         mode: FailureMode = "timeout",
         operation: FailureOperation = "charge",
+        retry_after: float | None = None,
     ) -> None:
         """Make the next `count` calls of `operation` fail.
 
-        "timeout"/"error" raise `GatewayUnavailable` without doing anything; "lost_response" does
-        the operation (the charge is recorded) and then raises `GatewayUnavailable`, like a
-        response lost on the network. "any" matches every operation. Calls queue in order.
+        "timeout"/"error" raise `GatewayUnavailable` without doing anything; "rate_limited"
+        raises `GatewayRateLimited` (an HTTP 429, with `retry_after` if given) without doing
+        anything; "lost_response" does the operation (the charge is recorded) and then raises
+        `GatewayUnavailable`, like a response lost on the network. "any" matches every
+        operation. Calls queue in order.
         """
-        self._failures.add(count, mode, operation)
+        self._failures.add(count, mode, operation, retry_after)
 
     async def _enter(self, operation: FailureOperation) -> bool:
         """Latency plus injected failures; returns True when the response must be lost."""
@@ -209,6 +212,11 @@ class FakeGateway:
     def charge_calls(self) -> int:
         """Every `charge()` call so far, replays and injected failures included."""
         return self.summary()["calls"]
+
+    @property
+    def call_times(self) -> list[float]:
+        """When each `charge()` call reached the gateway (`time.time()`), in order."""
+        return self._ledger.run(ledger.call_times)
 
     def charge_count_for(self, idempotency_key_prefix: str) -> int:
         """How many charges that moved money have a key starting with the prefix."""

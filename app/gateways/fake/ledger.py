@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS refunds (
 );
 CREATE TABLE IF NOT EXISTS charge_calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    idempotency_key TEXT NOT NULL
+    idempotency_key TEXT NOT NULL,
+    called_at REAL
 );
 """
 _CHARGE_COLUMNS = (
@@ -141,18 +142,19 @@ def _open_file(path: str) -> sqlite3.Connection:
     _use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
-    _add_method_type(conn)
+    _add_column(conn, "charges", "method_type TEXT")
+    _add_column(conn, "charge_calls", "called_at REAL")
     return conn
 
 
-def _add_method_type(conn: sqlite3.Connection) -> None:
-    """A ledger file written before declines recorded their method type (a developer's
-    data/fake-gateway.db) gains the column; its old rows say NULL (unknown)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(charges)")}
-    if "method_type" in columns:
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """A ledger file written by an older version (a developer's data/fake-gateway.db) gains the
+    columns added since; its old rows say NULL (unknown)."""
+    name = column.split()[0]
+    if name in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
         return
     try:
-        conn.execute("ALTER TABLE charges ADD COLUMN method_type TEXT")
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     except sqlite3.OperationalError as exc:  # another process added it first
         if "duplicate column" not in str(exc):
             raise
@@ -209,7 +211,9 @@ def key_reused(kind: str, key: str) -> GatewayRequestError:
 
 
 def record_call(conn: sqlite3.Connection, key: str) -> None:
-    conn.execute("INSERT INTO charge_calls (idempotency_key) VALUES (?)", (key,))
+    conn.execute(
+        "INSERT INTO charge_calls (idempotency_key, called_at) VALUES (?, ?)", (key, time.time())
+    )
 
 
 def put_charge(conn: sqlite3.Connection, row: ChargeRow) -> ChargeRow:
@@ -301,6 +305,11 @@ def summary(conn: sqlite3.Connection) -> dict[str, int]:
     }
 
 
+def call_times(conn: sqlite3.Connection) -> list[float]:
+    rows = conn.execute("SELECT called_at FROM charge_calls ORDER BY seq").fetchall()
+    return [row[0] for row in rows if row[0] is not None]
+
+
 def clear(conn: sqlite3.Connection) -> None:
     for table in ("charges", "refunds", "charge_calls"):
         conn.execute(f"DELETE FROM {table}")  # noqa: S608
@@ -310,3 +319,9 @@ def ledger_summary(path: str) -> dict[str, int]:
     """Counts in a ledger file, readable from any process: charges (money moved), declines,
     refunds, calls (every `charge()` call, replays and failures included), distinct_keys."""
     return Ledger(path).run(summary)
+
+
+def ledger_call_times(path: str) -> list[float]:
+    """When each `charge()` call reached a ledger file's gateway (`time.time()`), in order:
+    what a test counts per second to check a rate limit across processes."""
+    return Ledger(path).run(call_times)
