@@ -40,7 +40,7 @@ DATABASE_HANDLES = ("session", "conn", "engine", "cursor", "db")
 ALLOWED = {
     "app/core/db.py": "the engine itself (readiness ping)",
     "app/models/": "table definitions: text() for server defaults and partial-index predicates",
-    "app/gateways/fake.py": "the fake gateway's own ledger (sqlite3), not the service's database",
+    "app/gateways/fake/ledger.py": "the fake gateway's own books (sqlite3), not the service's",
 }
 
 
