@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
 from app.autopay.router import router as autopay_router
+from app.consents.router import router as consents_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers, problem_response
@@ -36,6 +37,7 @@ API_ROUTERS: list[APIRouter] = [
     autopay_router,
     scheduled_payments_router,
     tickets_router,
+    consents_router,
 ]
 
 

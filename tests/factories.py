@@ -16,6 +16,16 @@ from app.core.security import create_access_token, hash_password
 from app.models import Client, ServiceCategory, Tenant, User
 
 PASSWORD = "correct horse battery staple"
+# The built-in consent texts are version 1 until staff set their own.
+CONSENT = {"accepted": True, "text_version": 1}
+
+
+def method_body(token: str, **extra: Any) -> dict[str, Any]:
+    """A POST /payment-methods body for a fake-gateway test token (a bank account for the
+    `tok_ach...` ones, which needs the client's consent to debits)."""
+    if token.startswith("tok_ach"):
+        return {"type": "ach", "token": token, "consent": CONSENT, **extra}
+    return {"type": "card", "token": token, **extra}
 
 
 @cache

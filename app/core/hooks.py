@@ -1,14 +1,17 @@
 """What other domains do inside a domain's transaction, registered explicitly.
 
 An invoice issued must be scheduled by AutoPay in the same transaction; a voided one must take
-its scheduled payments with it; a payment method AutoPay relies on cannot be deleted. The
-invoice and payment-method domains cannot import AutoPay (it imports them), so `create_app`
+its scheduled payments with it; a payment method AutoPay relies on cannot be deleted, and a new
+one takes over AutoPay's retries; a billing dispute holds the invoice's scheduled payments
+until it is closed. The invoice, payment-method and ticket domains cannot import AutoPay or
+scheduling (those import them), so `create_app`
 (and every other entry point) builds one `Hooks` with `app.wiring.build_hooks()` and hands
 it to the services that run them.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +21,8 @@ from app.core.principal import Principal
 from app.models import Invoice, PaymentMethod
 
 InvoiceHook = Callable[[AsyncSession, Principal, Invoice], Awaitable[None]]
+InvoiceIdHook = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[None]]
+MethodHook = Callable[[AsyncSession, Principal, PaymentMethod], Awaitable[None]]
 InUseCheck = Callable[[AsyncSession, Principal, PaymentMethod], Awaitable[bool]]
 
 
@@ -29,6 +34,11 @@ class Hooks:
     invoice_voided: list[InvoiceHook] = field(default_factory=list)
     # Any of them saying "in use" refuses deleting the method.
     payment_method_in_use: list[InUseCheck] = field(default_factory=list)
+    # Run in the transaction that stores a client's new payment method.
+    payment_method_added: list[MethodHook] = field(default_factory=list)
+    # Run when a billing dispute about an invoice is opened, and when it is closed.
+    dispute_opened: list[InvoiceIdHook] = field(default_factory=list)
+    dispute_closed: list[InvoiceIdHook] = field(default_factory=list)
 
     async def run_invoice_issued(
         self, session: AsyncSession, principal: Principal, invoice: Invoice
@@ -49,3 +59,21 @@ class Hooks:
             if await check(session, principal, method):
                 return True
         return False
+
+    async def run_payment_method_added(
+        self, session: AsyncSession, principal: Principal, method: PaymentMethod
+    ) -> None:
+        for hook in self.payment_method_added:
+            await hook(session, principal, method)
+
+    async def run_dispute_opened(
+        self, session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    ) -> None:
+        for hook in self.dispute_opened:
+            await hook(session, principal, invoice_id)
+
+    async def run_dispute_closed(
+        self, session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+    ) -> None:
+        for hook in self.dispute_closed:
+            await hook(session, principal, invoice_id)

@@ -131,6 +131,23 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def of_client(
+        self, client_id: uuid.UUID, invoice_ids: Sequence[uuid.UUID] | None
+    ) -> list[Invoice]:
+        """The client's issued invoices (these ones, or its open ones when None), oldest due
+        date first."""
+        stmt = self.readable().where(Invoice.client_id == client_id, Invoice.status != "draft")
+        if invoice_ids is None:
+            stmt = stmt.where(Invoice.status == "open")
+        else:
+            stmt = stmt.where(Invoice.id.in_(invoice_ids))
+        stmt = stmt.order_by(Invoice.due_date, Invoice.issued_on, Invoice.number, Invoice.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def lock_one(self, invoice_id: uuid.UUID) -> Invoice | None:
+        """One of the caller's invoices, row-locked (None when it is not theirs)."""
+        return await self.get(invoice_id, for_update=True)
+
     async def hold(self, invoice_id: uuid.UUID, amount: int) -> bool:
         """Reserve `amount` on an open invoice unless that would exceed what it owes. The guard
         is in the statement itself, so it holds even where FOR UPDATE is a no-op (SQLite)."""

@@ -12,17 +12,26 @@ from app.models.billing import (
     PlatformFee,
     Refund,
 )
+from app.models.consents import ConsentRecord, ConsentText
 from app.models.events import Event
-from app.models.scheduling import AutopayCategory, AutopaySetting, ScheduledPayment
+from app.models.scheduling import (
+    AutopayRule,
+    AutopayRuleCategory,
+    AutopaySetting,
+    ScheduledPayment,
+)
 from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, User
 from app.models.tickets import Ticket, TicketUpdate
 
 __all__ = [
     "ApiKey",
-    "AutopayCategory",
+    "AutopayRule",
+    "AutopayRuleCategory",
     "AutopaySetting",
     "Base",
     "Client",
+    "ConsentRecord",
+    "ConsentText",
     "Event",
     "IdempotencyRecord",
     "Invoice",

@@ -15,6 +15,7 @@ from app.models.tenancy import User
 
 TICKET_STATUSES = ("open", "in_progress", "waiting_on_client", "closed")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+TICKET_KINDS = ("support", "billing_dispute")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -26,6 +27,12 @@ class Ticket(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", TICKET_STATUSES), name="status"),
         CheckConstraint(_one_of("priority", TICKET_PRIORITIES), name="priority"),
+        CheckConstraint(_one_of("kind", TICKET_KINDS), name="kind"),
+        # A billing dispute is always about an invoice.
+        CheckConstraint(
+            "kind <> 'billing_dispute' OR invoice_id IS NOT NULL", name="dispute_invoice"
+        ),
+        Index("ix_tickets_invoice", "invoice_id"),
         # A closed ticket always carries its closing time and resolution; an open one neither.
         CheckConstraint(
             "(status = 'closed' AND closed_at IS NOT NULL AND resolution_notes IS NOT NULL)"
@@ -45,6 +52,7 @@ class Ticket(IdMixin, CreatedAtMixin, Base):
     subject: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
+    kind: Mapped[str] = mapped_column(String(20), default="support", server_default="support")
     status: Mapped[str] = mapped_column(String(32), default="open")
     # Deliberately no foreign key: the invoices table belongs to another domain and lands in
     # its own migration; the service checks that the invoice is the client's own when the

@@ -6,9 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.auth.dependencies import ClientDep, PersonDep, StaffDep
+from app.auth.dependencies import PersonDep, StaffDep
+from app.consents.service import Origin
+from app.core.db import transaction
 from app.core.deps import GatewayDep, HooksDep, PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotentDep
@@ -28,6 +30,7 @@ from app.payment_methods.service import (
     delete_payment_method,
     update_payment_method,
 )
+from app.tenancy.acting import act_for_client
 
 router = APIRouter(tags=["payment-methods"])
 
@@ -66,16 +69,24 @@ async def list_payment_methods(
     responses=problem_responses(401, 403, 409, 422, 503),
 )
 async def create_payment_method(
+    request: Request,
     body: PaymentMethodCreate,
-    principal: ClientDep,
+    principal: PersonDep,
     sessionmaker: SessionmakerDep,
     gateway: GatewayDep,
+    hooks: HooksDep,
     idempotent: IdempotentDep,
 ) -> Response:
-    """Keep a card or bank account on file, from a gateway token."""
+    """Keep a card or bank account on file, from a gateway token (staff: for `client_id`). A
+    bank account needs the client's `consent` to debits."""
 
     async def add() -> PaymentMethodOut:
-        method = await PaymentMethodService(sessionmaker, principal, gateway).add(body)
+        async with transaction(sessionmaker) as session:
+            acting = await act_for_client(
+                session, principal, body.client_id, loc=("body", "client_id")
+            )
+        service = PaymentMethodService(sessionmaker, acting, gateway, hooks)
+        method = await service.add(body, Origin.of(request))
         return PaymentMethodOut.model_validate(method)
 
     return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, add)
@@ -99,7 +110,7 @@ async def get_payment_method(method: PaymentMethodDep) -> PaymentMethodOut:
 async def update_method(
     payment_method_id: uuid.UUID,
     body: PaymentMethodUpdate,
-    principal: ClientDep,
+    principal: PersonDep,
     session: SessionDep,
 ) -> PaymentMethodOut:
     """Rename a payment method or make it the default."""
@@ -114,7 +125,7 @@ async def update_method(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def delete_method(
-    payment_method_id: uuid.UUID, principal: ClientDep, session: SessionDep, hooks: HooksDep
+    payment_method_id: uuid.UUID, principal: PersonDep, session: SessionDep, hooks: HooksDep
 ) -> Response:
     """Remove a payment method (refused while AutoPay or a scheduled payment uses it)."""
     await delete_payment_method(session, principal, payment_method_id, hooks)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.consents.schemas import ConsentIn
 from app.core.schemas import StrictBody
 
 PaymentMethodType = Literal["card", "ach"]
@@ -22,6 +23,14 @@ class PaymentMethodCreate(StrictBody):
     )
     nickname: str | None = Field(default=None, max_length=100)
     make_default: bool = False
+    consent: ConsentIn | None = Field(
+        default=None,
+        description="Needed for a bank account (`ach`): the client's acceptance of the current "
+        "GET /consent-texts/ach_debit.",
+    )
+    client_id: uuid.UUID | None = Field(
+        default=None, description="Staff: the client this is for (client users leave it out)."
+    )
 
 
 class PaymentMethodUpdate(StrictBody):

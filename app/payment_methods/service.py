@@ -11,12 +11,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.consents.service import Origin, check_consent, record_consent
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Unprocessable
 from app.core.events import record_event
 from app.core.hooks import Hooks
-from app.core.principal import ClientPrincipal
+from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import (
     AttachedMethod,
     GatewayError,
@@ -43,13 +44,20 @@ class PaymentMethodService:
         sessionmaker: async_sessionmaker[AsyncSession],
         principal: ClientPrincipal,
         gateway: PaymentGateway,
+        hooks: Hooks | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.principal = principal
         self.gateway = gateway
+        self.hooks = hooks or Hooks()
 
-    async def add(self, data: PaymentMethodCreate) -> PaymentMethod:
+    async def add(self, data: PaymentMethodCreate, origin: Origin | None = None) -> PaymentMethod:
+        """Attach a token at the gateway and keep the method (a bank account needs the client's
+        consent to debits, refused before anything reaches the gateway)."""
         client_id = self.principal.client_id
+        if data.type == "ach":
+            async with transaction(self.sessionmaker) as session:
+                await check_consent(session, self.principal, "ach_debit", data.consent)
         customer = await self._gateway_customer(client_id)
         try:
             attached = await self.gateway.attach_method(
@@ -63,7 +71,13 @@ class PaymentMethodService:
             raise PaymentMethodRejected(exc.message, code=exc.code) from exc
         self._check_attached(data, attached)
         async with transaction(self.sessionmaker) as session:
-            return await self._store(session, client_id, data, attached)
+            method = await self._store(session, client_id, data, attached)
+            if method.type == "ach":
+                await record_consent(
+                    session, self.principal, "ach_debit", data.consent, origin or Origin(None, None)
+                )
+            await self.hooks.run_payment_method_added(session, self.principal, method)
+            return method
 
     async def _gateway_customer(self, client_id: uuid.UUID) -> str:
         async with transaction(self.sessionmaker) as session:
@@ -161,14 +175,12 @@ class PaymentMethodService:
 
 async def update_payment_method(
     session: AsyncSession,
-    principal: ClientPrincipal,
+    principal: Principal,
     method_id: uuid.UUID,
     data: PaymentMethodUpdate,
 ) -> PaymentMethod:
-    repo = PaymentMethodRepository(session, principal)
-    # The client's lock before any method's, in the same order as adding takes them.
-    await repo.lock_client(principal.client_id)
-    method = await repo.get_or_404(method_id, for_update=True)
+    """By the client, or by staff for the method's client."""
+    repo, method = await _locked_method(session, principal, method_id)
     changes = data.model_dump(exclude_unset=True)
     if "nickname" in changes:
         method.nickname = changes["nickname"]
@@ -182,11 +194,10 @@ async def update_payment_method(
 
 
 async def delete_payment_method(
-    session: AsyncSession, principal: ClientPrincipal, method_id: uuid.UUID, hooks: Hooks
+    session: AsyncSession, principal: Principal, method_id: uuid.UUID, hooks: Hooks
 ) -> None:
-    repo = PaymentMethodRepository(session, principal)
-    await repo.lock_client(principal.client_id)
-    method = await repo.get_or_404(method_id, for_update=True)
+    """By the client, or by staff for the method's client."""
+    repo, method = await _locked_method(session, principal, method_id)
     if await hooks.payment_method_is_in_use(session, principal, method):
         raise PaymentMethodInUse()
     method.deleted_at = utcnow()
@@ -196,6 +207,22 @@ async def delete_payment_method(
         if others:
             others[0].is_default = True  # the newest one left
     await session.flush()
+
+
+async def _locked_method(
+    session: AsyncSession, principal: Principal, method_id: uuid.UUID
+) -> tuple[PaymentMethodRepository, PaymentMethod]:
+    """The method, locked after its client's lock (the order adding takes them in), for the
+    client it belongs to (staff may act for any of theirs)."""
+    if isinstance(principal, ClientPrincipal):
+        client_id = principal.client_id
+    else:
+        client_id = (
+            await PaymentMethodRepository(session, principal).get_or_404(method_id)
+        ).client_id
+    repo = PaymentMethodRepository(session, ClientPrincipal.of(principal, client_id))
+    await repo.lock_client(client_id)
+    return repo, await repo.get_or_404(method_id, for_update=True)
 
 
 def _rejection_text(exc: GatewayMethodRejected) -> str:

@@ -24,7 +24,12 @@ from app.invoices.errors import InvoiceNotFound
 from app.invoices.repository import InvoiceRepository
 from app.models import Invoice, Payment, PaymentAllocation
 from app.payment_methods.repository import PaymentMethodRepository
-from app.payments.errors import AmountTooLarge, InvoiceNotPayable, PaymentInProgress
+from app.payments.errors import (
+    AmountTooLarge,
+    InvoiceNotPayable,
+    NothingToPay,
+    PaymentInProgress,
+)
 from app.payments.outcome import GatewayCall, Outcome, Reserved
 from app.payments.repository import PaymentRepository
 from app.tenancy.repository import ClientRepository
@@ -213,7 +218,12 @@ def _split(
             f"The amount is more than the invoice's balance ({owed}).", loc=("body", "amount")
         )
     free = sum(available)
-    wanted = free if amount is None else min(amount, free) if up_to else amount
+    if amount is None:
+        wanted = free
+    elif up_to:
+        wanted = run_time_amount(amount, owed, sum(i.amount_reserved for i in invoices))
+    else:
+        wanted = amount
     if wanted <= 0 or wanted > sum(available):
         raise PaymentInProgress()
     parts = []
@@ -265,3 +275,37 @@ def _event(
             **data,
         },
     )
+
+
+def run_time_amount(ceiling: int, balance: int, reserved: int) -> int:
+    """What a payment with a ceiling may charge: never more than the invoices still owe, less
+    what other payments in flight already hold."""
+    return max(0, min(ceiling, balance - reserved))
+
+
+async def oldest_first(
+    session: AsyncSession, acting: ClientPrincipal, invoice_ids: Sequence[uuid.UUID] | None
+) -> tuple[uuid.UUID, ...]:
+    """The invoices a payment of several pays, in the order it pays them (oldest due date
+    first): the ones named (each the client's own and open), or every open one."""
+    wanted = list(dict.fromkeys(invoice_ids)) if invoice_ids is not None else None
+    found = await InvoiceRepository(session, acting).of_client(acting.client_id, wanted)
+    if wanted is not None:
+        known = {i.id: i for i in found}
+        for index, invoice_id in enumerate(wanted):
+            invoice = known.get(invoice_id)
+            if invoice is None:
+                raise Unprocessable("No such invoice.", loc=("body", "invoice_ids", index))
+            if invoice.status != "open":
+                raise Unprocessable(
+                    f"The invoice is {invoice.status}; only open invoices can be paid.",
+                    loc=("body", "invoice_ids", index),
+                )
+    if not found:
+        raise NothingToPay()
+    if len({i.currency for i in found}) > 1:
+        raise Unprocessable(
+            "One payment pays invoices of one currency: name the invoices of one currency.",
+            loc=("body", "invoice_ids"),
+        )
+    return tuple(i.id for i in found)

@@ -47,6 +47,12 @@ class InvoiceNotPayable(Conflict):
         self.invoice_status = status
 
 
+class NothingToPay(Conflict):
+    type_slug = "nothing-to-pay"
+    title = "Nothing to pay"
+    default_detail = "The client has no open invoice to pay."
+
+
 class PaymentInProgress(RetryLater, Conflict):
     type_slug = "payment-in-progress"
     title = "Payment in progress"

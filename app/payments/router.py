@@ -6,20 +6,31 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.dependencies import ClientDep, PrincipalDep, StaffDep
+from app.auth.dependencies import PersonDep, PrincipalDep, StaffDep
 from app.core.db import transaction
 from app.core.deps import PageDep, SessionDep, SessionmakerDep
-from app.core.errors import problem_responses
+from app.core.errors import Unprocessable, problem_responses
 from app.core.idempotency import IdempotentDep
 from app.core.pagination import Page
+from app.core.principal import ClientPrincipal, Principal
+from app.invoices.repository import InvoiceRepository
 from app.models import Payment
-from app.payments.charges import PaymentOrder
+from app.payments.charges import PaymentOrder, oldest_first
 from app.payments.errors import PaymentDeclined, PaymentPending, RefundDeclined, RefundPending
 from app.payments.presenter import payment_detail, present_payments
 from app.payments.repository import PaymentRepository, RefundRepository
-from app.payments.schemas import PayInvoice, PaymentDetail, PaymentOut, RefundCreate, RefundOut
+from app.payments.schemas import (
+    PayInvoice,
+    PaymentDetail,
+    PaymentOut,
+    PaySeveral,
+    RefundCreate,
+    RefundOut,
+)
 from app.payments.service import PaymentService
+from app.tenancy.acting import act_for_client
 
 router = APIRouter()
 
@@ -51,35 +62,97 @@ PaymentDep = Annotated[Payment, Depends(payment_from_path)]
 async def pay(
     invoice_id: uuid.UUID,
     body: PayInvoice,
-    principal: ClientDep,
+    principal: PersonDep,
     payments: PaymentServiceDep,
     sessionmaker: SessionmakerDep,
     idempotent: IdempotentDep,
 ) -> Response:
-    """Pay an invoice now, in full or in part; a decline answers 402."""
-    order = PaymentOrder(
-        payment_method_id=body.payment_method_id,
-        invoice_ids=(invoice_id,),
-        amount=body.amount,
-        request_key=idempotent.request_key(principal.actor_key),
-    )
+    """Pay an invoice now, in full or in part (staff: for its client); a decline answers 402."""
 
-    async def pay() -> PaymentDetail:
-        payment = await payments.pay(principal, order)
-        if payment.status == "failed":
-            raise PaymentDeclined(
-                payment_id=payment.id,
-                code=payment.failure_code or "declined",
-                message=payment.failure_message or "the card was declined",
-            )
-        if payment.status == "pending":
-            raise PaymentPending(payment.id)
+    async def pay_now() -> PaymentDetail:
         async with transaction(sessionmaker) as session:
-            return await payment_detail(
-                PaymentRepository(session, principal), RefundRepository(session, principal), payment
-            )
+            acting = await _payer_of(session, principal, invoice_id, body.client_id)
+        order = PaymentOrder(
+            payment_method_id=body.payment_method_id,
+            invoice_ids=(invoice_id,),
+            amount=body.amount,
+            request_key=idempotent.request_key(principal.actor_key),
+        )
+        return await _charged(payments, sessionmaker, acting, order)
 
-    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, pay)
+    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, pay_now)
+
+
+@router.post(
+    "/payments",
+    operation_id="createPayment",
+    tags=["payments"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=PaymentDetail,
+    responses=problem_responses(401, 402, 403, 409, 422, 503),
+)
+async def pay_several(
+    body: PaySeveral,
+    principal: PersonDep,
+    payments: PaymentServiceDep,
+    sessionmaker: SessionmakerDep,
+    idempotent: IdempotentDep,
+) -> Response:
+    """Pay several invoices with one charge (all open ones when `invoice_ids` is left out),
+    oldest due date first; a smaller `amount` pays the oldest in full and the last in part."""
+
+    async def pay_them() -> PaymentDetail:
+        async with transaction(sessionmaker) as session:
+            acting = await act_for_client(
+                session, principal, body.client_id, loc=("body", "client_id")
+            )
+            invoice_ids = await oldest_first(session, acting, body.invoice_ids)
+        order = PaymentOrder(
+            payment_method_id=body.payment_method_id,
+            invoice_ids=invoice_ids,
+            amount=body.amount,
+            request_key=idempotent.request_key(principal.actor_key),
+        )
+        return await _charged(payments, sessionmaker, acting, order)
+
+    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, pay_them)
+
+
+async def _payer_of(
+    session: AsyncSession,
+    principal: Principal,
+    invoice_id: uuid.UUID,
+    client_id: uuid.UUID | None,
+) -> ClientPrincipal:
+    """A client pays its own invoices; staff pay for the invoice's client."""
+    if isinstance(principal, ClientPrincipal) and principal.is_client:
+        return await act_for_client(session, principal, client_id, loc=("body", "client_id"))
+    invoice = await InvoiceRepository(session, principal).get_or_404(invoice_id)
+    if client_id not in (None, invoice.client_id):
+        raise Unprocessable("The invoice is another client's.", loc=("body", "client_id"))
+    return await act_for_client(session, principal, invoice.client_id, loc=("body", "client_id"))
+
+
+async def _charged(
+    payments: PaymentService,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    acting: ClientPrincipal,
+    order: PaymentOrder,
+) -> PaymentDetail:
+    """The payment made, as the API shows it; a decline is 402, an unknown outcome 503."""
+    payment = await payments.pay(acting, order)
+    if payment.status == "failed":
+        raise PaymentDeclined(
+            payment_id=payment.id,
+            code=payment.failure_code or "declined",
+            message=payment.failure_message or "the card was declined",
+        )
+    if payment.status == "pending":
+        raise PaymentPending(payment.id)
+    async with transaction(sessionmaker) as session:
+        return await payment_detail(
+            PaymentRepository(session, acting), RefundRepository(session, acting), payment
+        )
 
 
 @router.get(

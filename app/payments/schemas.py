@@ -68,8 +68,33 @@ class RefundCreate(StrictBody):
     )
 
 
+STAFF_CLIENT_ID = "Staff: the client this is for (client users leave it out)."
+
+
 class PayInvoice(StrictBody):
     payment_method_id: uuid.UUID
     amount: int | None = Field(
         default=None, gt=0, le=MAX_AMOUNT, description="Minor units; the balance when left out."
     )
+    client_id: uuid.UUID | None = Field(
+        default=None, description="Staff: the invoice's client (it may be left out)."
+    )
+
+
+class PaySeveral(StrictBody):
+    payment_method_id: uuid.UUID
+    invoice_ids: list[uuid.UUID] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The open invoices to pay (all of the client's open invoices when left out); "
+        "they are paid oldest due date first.",
+    )
+    amount: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AMOUNT,
+        description="Minor units; what the invoices owe when left out. Less pays the oldest in "
+        "full first and the last gets what is left.",
+    )
+    client_id: uuid.UUID | None = Field(default=None, description=STAFF_CLIENT_ID)

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import PageParams
 from app.core.repository import Repository, paginate
-from app.models import AutopaySetting, ScheduledPayment
+from app.models import ScheduledPayment
 from app.scheduled_payments.errors import ScheduledPaymentNotFound
 
-# Not finished: a payment method they use cannot be deleted.
-OPEN_STATUSES = ("scheduled", "processing")
+# Not finished: they still count against the invoice's balance, and a payment method they use
+# cannot be deleted.
+OPEN_STATUSES = ("scheduled", "processing", "on_hold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +91,29 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
         return list((await self.session.execute(stmt)).scalars())
 
     async def method_in_use(self, method_id: uuid.UUID) -> bool:
-        """AutoPay (on) or an unfinished scheduled payment relies on the method."""
-        autopay = select(AutopaySetting.id).where(
-            AutopaySetting.tenant_id == self.principal.tenant_id,
-            AutopaySetting.payment_method_id == method_id,
-            AutopaySetting.enabled.is_(True),
+        """An unfinished scheduled payment relies on the method."""
+        stmt = (
+            self.readable()
+            .where(
+                ScheduledPayment.payment_method_id == method_id,
+                ScheduledPayment.status.in_(OPEN_STATUSES),
+            )
+            .limit(1)
         )
-        scheduled = select(ScheduledPayment.id).where(
-            ScheduledPayment.tenant_id == self.principal.tenant_id,
-            ScheduledPayment.payment_method_id == method_id,
-            ScheduledPayment.status.in_(OPEN_STATUSES),
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def waiting_for_retry(
+        self, client_id: uuid.UUID, *, origin: str | None = None
+    ) -> list[ScheduledPayment]:
+        """The client's payments waiting for a retry after a failed attempt, locked."""
+        stmt = self.readable().where(
+            ScheduledPayment.client_id == client_id,
+            ScheduledPayment.status == "scheduled",
+            ScheduledPayment.attempts > 0,
         )
-        found = await self.session.execute(autopay.union_all(scheduled).limit(1))
-        return found.first() is not None
+        if origin is not None:
+            stmt = stmt.where(ScheduledPayment.origin == origin)
+        return list((await self.session.execute(stmt.with_for_update())).scalars())
 
     async def claimed(self, claim: Claim, *, for_update: bool = False) -> ScheduledPayment | None:
         """The row of a claim, if this attempt is still the runner's (not finished by another,

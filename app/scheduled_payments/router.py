@@ -1,22 +1,28 @@
-"""Payments scheduled for a later date, by the client or by AutoPay."""
+"""Payments scheduled for a later date, by the client (or staff for them) or by AutoPay; and
+rescuing one that failed."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.auth.dependencies import ClientDep, PersonDep
+from app.auth.dependencies import PersonDep
 from app.core.db import transaction
 from app.core.deps import PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.etag import IfMatchHeader, etag_for
 from app.core.idempotency import IdempotentDep
 from app.core.pagination import Page
+from app.core.principal import ClientPrincipal
 from app.models import ScheduledPayment
+from app.payments.errors import PaymentDeclined, PaymentPending
+from app.payments.service import PaymentService
+from app.scheduled_payments.charging import Attempts
 from app.scheduled_payments.repository import ScheduledPaymentRepository
 from app.scheduled_payments.schemas import (
+    RetryNow,
     ScheduledPaymentCreate,
     ScheduledPaymentOut,
     ScheduledPaymentUpdate,
@@ -27,6 +33,7 @@ from app.scheduled_payments.service import (
     create_scheduled_payment,
     update_scheduled_payment,
 )
+from app.tenancy.acting import act_for_client
 
 router = APIRouter(tags=["scheduled-payments"])
 
@@ -38,7 +45,7 @@ async def scheduled_payment_from_path(
 
 
 async def scheduled_payment_for_update(
-    scheduled_payment_id: uuid.UUID, principal: ClientDep, session: SessionDep
+    scheduled_payment_id: uuid.UUID, principal: PersonDep, session: SessionDep
 ) -> ScheduledPayment:
     """Row-locked for the request's transaction: the endpoint is about to change it."""
     repo = ScheduledPaymentRepository(session, principal)
@@ -47,6 +54,13 @@ async def scheduled_payment_for_update(
 
 ScheduledPaymentDep = Annotated[ScheduledPayment, Depends(scheduled_payment_from_path)]
 LockedScheduledPaymentDep = Annotated[ScheduledPayment, Depends(scheduled_payment_for_update)]
+
+
+def acting_on(principal: PersonDep, payment: ScheduledPayment) -> ClientPrincipal:
+    """Whoever may see the payment acts for its client (a contact, or staff)."""
+    if isinstance(principal, ClientPrincipal):
+        return principal
+    return ClientPrincipal.of(principal, payment.client_id)
 
 
 @router.get(
@@ -81,16 +95,19 @@ async def list_scheduled_payments(
 )
 async def create(
     body: ScheduledPaymentCreate,
-    principal: ClientDep,
+    principal: PersonDep,
     sessionmaker: SessionmakerDep,
     idempotent: IdempotentDep,
 ) -> Response:
-    """Schedule a payment of an open invoice for a later date."""
+    """Schedule a payment of an open invoice for a later date (staff: for `client_id`)."""
 
     async def schedule() -> ScheduledPaymentOut:
         # Committed before the idempotency record keeps the answer.
         async with transaction(sessionmaker) as session:
-            payment = await create_scheduled_payment(session, principal, body)
+            acting = await act_for_client(
+                session, principal, body.client_id, loc=("body", "client_id")
+            )
+            payment = await create_scheduled_payment(session, acting, body)
             return ScheduledPaymentOut.model_validate(payment)
 
     response = await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, schedule)
@@ -119,14 +136,15 @@ async def get_scheduled_payment(
 )
 async def update(
     body: ScheduledPaymentUpdate,
-    principal: ClientDep,
+    principal: PersonDep,
     payment: LockedScheduledPaymentDep,
     session: SessionDep,
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> ScheduledPaymentOut:
-    """Move a scheduled payment to another date and/or change its amount."""
-    await update_scheduled_payment(session, principal, payment, body, if_match=if_match)
+    """Move a scheduled payment to another date, change its amount or its payment method."""
+    acting = acting_on(principal, payment)
+    await update_scheduled_payment(session, acting, payment, body, if_match=if_match)
     response.headers["ETag"] = etag_for(payment.version)
     return ScheduledPaymentOut.model_validate(payment)
 
@@ -143,3 +161,42 @@ async def cancel(
     await cancel_scheduled_payment(session, payment)
     response.headers["ETag"] = etag_for(payment.version)
     return ScheduledPaymentOut.model_validate(payment)
+
+
+@router.post(
+    "/scheduled-payments/{scheduled_payment_id}/retry",
+    operation_id="retryScheduledPayment",
+    response_model=ScheduledPaymentOut,
+    responses=problem_responses(401, 402, 403, 404, 409, 422, 503),
+)
+async def retry(
+    request: Request,
+    scheduled_payment_id: uuid.UUID,
+    body: RetryNow,
+    principal: PersonDep,
+    idempotent: IdempotentDep,
+) -> Response:
+    """Try a payment that failed, or waits for a retry after a failed attempt, now (optionally
+    with another method). It does not use up an automatic attempt; a decline answers 402."""
+    # Nothing here reads through the request's session: the attempt commits transactions of
+    # its own, which on SQLite must not wait behind the request's.
+    state = request.app.state
+    attempts = Attempts(
+        state.sessionmaker, PaymentService(state.sessionmaker, state.gateway), state.settings
+    )
+
+    async def try_now() -> ScheduledPaymentOut:
+        row, charge = await attempts.retry_now(
+            principal, scheduled_payment_id, body.payment_method_id
+        )
+        if charge.status == "failed":
+            raise PaymentDeclined(
+                payment_id=charge.id,
+                code=charge.failure_code or "declined",
+                message=charge.failure_message or "the payment was declined",
+            )
+        if charge.status == "pending":
+            raise PaymentPending(charge.id)
+        return ScheduledPaymentOut.model_validate(row)
+
+    return await idempotent.respond(principal.actor_key, status.HTTP_200_OK, try_now)

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.money import MAX_AMOUNT
 from app.core.schemas import StrictBody
 
-ScheduledStatus = Literal["scheduled", "processing", "succeeded", "failed", "canceled"]
+ScheduledStatus = Literal["scheduled", "processing", "on_hold", "succeeded", "failed", "canceled"]
+STAFF_CLIENT_ID = "Staff: the client this is for (client users leave it out)."
 
 
 class ScheduledPaymentCreate(StrictBody):
@@ -19,11 +20,23 @@ class ScheduledPaymentCreate(StrictBody):
     payment_method_id: uuid.UUID
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="Minor units.")
     scheduled_for: date = Field(description="A date in the MSP's time zone, today or later.")
+    client_id: uuid.UUID | None = Field(default=None, description=STAFF_CLIENT_ID)
 
 
 class ScheduledPaymentUpdate(StrictBody):
     scheduled_for: date | None = None
     amount: int | None = Field(default=None, gt=0, le=MAX_AMOUNT)
+    payment_method_id: uuid.UUID | None = Field(
+        default=None,
+        description="Another of the client's methods; one waiting for a retry after a failed "
+        "attempt is then tried at the runner's next pass.",
+    )
+
+
+class RetryNow(StrictBody):
+    payment_method_id: uuid.UUID | None = Field(
+        default=None, description="Try with this method instead (it stays the payment's)."
+    )
 
 
 class ScheduledPaymentOut(BaseModel):
@@ -38,7 +51,12 @@ class ScheduledPaymentOut(BaseModel):
     scheduled_for: date
     status: ScheduledStatus
     origin: Literal["autopay", "manual"]
-    attempts: int
+    attempts: int = Field(description="Automatic attempts (the runner's).")
+    manual_attempts: int = Field(description="Manual attempts (retry now), counted apart.")
+    hold_reason: Literal["disputed"] | None = Field(
+        description="Why it waits on hold: `disputed` while a billing dispute is open."
+    )
+    rule_id: uuid.UUID | None = Field(description="The AutoPay rule that made it.")
     next_attempt_at: datetime | None
     failure_reason: str | None
     failure_code: str | None

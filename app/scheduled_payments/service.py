@@ -1,86 +1,48 @@
-"""A scheduled payment's life, with one writer: every change of its status, version, attempts
-and next attempt happens here (the runner and AutoPay call in; nothing else writes them).
+"""Scheduling payments: what clients (and staff for them), AutoPay and disputes do to a
+scheduled payment. Every change goes through `transitions.transition`; the runner's side is in
+`attempts.py`.
 
-    scheduled ──claim──▶ processing ──▶ succeeded
-        │ ▲                 │  ├──────▶ failed     (hard decline, retries used up, method gone)
-        │ └─retry / defer / hand back ┘ └──────▶ canceled   (invoice paid or void meanwhile)
-        └──────────────────────────────────────▶ canceled   (client, AutoPay off, invoice void)
-
-`scheduled → scheduled` is a change that keeps it waiting (moved, new amount, AutoPay's rules
-changed); `processing → processing` parks an attempt whose payment's outcome is unknown until
-reconciliation has settled it. Succeeded, failed and canceled are final.
+The scheduled payments of one invoice never add up to more than what it still owes (AutoPay's
+included): creating or growing one locks the invoice and checks the sum.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
-from typing import Any, Literal, cast
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import today_in, utcnow
 from app.core.errors import Unprocessable
 from app.core.etag import check_if_match
-from app.core.events import record_event
 from app.core.principal import ClientPrincipal, Principal
 from app.invoices.repository import InvoiceRepository
-from app.models import Invoice, Payment, ScheduledPayment
+from app.models import Invoice, PaymentMethod, ScheduledPayment
 from app.payment_methods.repository import PaymentMethodRepository
 from app.scheduled_payments.errors import ScheduledPaymentLocked
-from app.scheduled_payments.repository import Claim, ScheduledPaymentQueue
-from app.scheduled_payments.rules import next_retry_at, start_of_day
+from app.scheduled_payments.repository import OPEN_STATUSES, ScheduledPaymentRepository
+from app.scheduled_payments.rules import start_of_day
 from app.scheduled_payments.schemas import ScheduledPaymentCreate, ScheduledPaymentUpdate
+from app.scheduled_payments.transitions import Status, scheduled_event, transition
 from app.tenancy.repository import TenantRepository
+from app.tickets.repository import TicketRepository
 
-Status = Literal["scheduled", "processing", "succeeded", "failed", "canceled"]
-
-# Every allowed change of status, and what it means. Anything else is refused.
-TRANSITIONS: Mapping[tuple[Status, Status], str] = {
-    ("scheduled", "scheduled"): "changed while waiting",
-    ("scheduled", "processing"): "claimed by a runner",
-    ("scheduled", "canceled"): "canceled before it started",
-    ("processing", "processing"): "its payment's outcome is unknown: wait for reconciliation",
-    ("processing", "scheduled"): "waiting again: a retry, a deferral or a claim handed back",
-    ("processing", "succeeded"): "paid",
-    ("processing", "failed"): "failed for good",
-    ("processing", "canceled"): "nothing left to pay",
-}
-STATUSES: tuple[Status, ...] = ("scheduled", "processing", "succeeded", "failed", "canceled")
-
-# Another payment on the invoice is in flight: look again after this long.
-BUSY_INVOICE_DELAY = timedelta(minutes=15)
+DISPUTED = "disputed"
 
 
-class IllegalTransition(ScheduledPaymentLocked):
-    def __init__(self, current: str, wanted: str) -> None:
-        super().__init__(f"A {current} scheduled payment cannot become {wanted}.")
+class OverScheduled(Unprocessable):
+    type_slug = "scheduled-over-balance"
+    title = "More scheduled than owed"
 
-
-def transition(
-    session: AsyncSession,
-    payment: ScheduledPayment,
-    to: Status,
-    *,
-    event: str | None,
-    event_data: Mapping[str, Any] | None = None,
-    **changes: Any,
-) -> None:
-    """The one place a scheduled payment changes: status, the given fields, its version."""
-    current = cast(Status, payment.status)
-    if (current, to) not in TRANSITIONS:
-        raise IllegalTransition(current, to)
-    payment.status = to
-    for name, value in changes.items():
-        setattr(payment, name, value)
-    payment.version += 1
-    payment.updated_at = utcnow()
-    if event is not None:
-        scheduled_event(session, payment, event, **(event_data or {}))
-
-
-# -- what clients (and AutoPay) do ----------------------------------------------------------
+    def __init__(self, balance: int, scheduled: int) -> None:
+        super().__init__(
+            f"The invoice's scheduled payments would add up to more than it owes ({balance}); "
+            f"{scheduled} is scheduled already (AutoPay's included).",
+            loc=("body", "amount"),
+        )
 
 
 def schedule(
@@ -92,7 +54,10 @@ def schedule(
     day: date,
     timezone: str,
     origin: str,
+    rule_id: uuid.UUID | None = None,
+    disputed: bool = False,
 ) -> ScheduledPayment:
+    """A new scheduled payment (on hold from the start when its invoice is disputed)."""
     payment = ScheduledPayment(
         id=uuid.uuid4(),
         tenant_id=invoice.tenant_id,
@@ -102,9 +67,12 @@ def schedule(
         amount=amount,
         currency=invoice.currency,
         scheduled_for=day,
-        status="scheduled",
+        status="on_hold" if disputed else "scheduled",
+        hold_reason=DISPUTED if disputed else None,
         origin=origin,
+        rule_id=rule_id,
         attempts=0,
+        manual_attempts=0,
         next_attempt_at=start_of_day(day, timezone),
         version=1,
     )
@@ -114,20 +82,14 @@ def schedule(
 
 
 async def create_scheduled_payment(
-    session: AsyncSession, principal: ClientPrincipal, data: ScheduledPaymentCreate
+    session: AsyncSession, acting: ClientPrincipal, data: ScheduledPaymentCreate
 ) -> ScheduledPayment:
-    invoice = await InvoiceRepository(session, principal).get(data.invoice_id)
-    if invoice is None or invoice.status == "draft":
-        raise Unprocessable("No such invoice.", loc=("body", "invoice_id"))
-    if invoice.status != "open":
-        raise Unprocessable(
-            f"The invoice is {invoice.status}; only open invoices can be paid.",
-            loc=("body", "invoice_id"),
-        )
-    await live_method(session, principal, data.payment_method_id)
-    _check_amount(data.amount, invoice)
-    timezone = (await TenantRepository(session, principal).current()).timezone
+    invoice = await _payable_invoice(session, acting, data.invoice_id)
+    await live_method(session, acting, data.payment_method_id)
+    timezone = (await TenantRepository(session, acting).current()).timezone
     _check_date(data.scheduled_for, timezone)
+    await _check_fits(session, acting, invoice, data.amount)
+    disputed = bool(await TicketRepository(session, acting).open_disputes([invoice.id]))
     payment = schedule(
         session,
         invoice=invoice,
@@ -136,6 +98,7 @@ async def create_scheduled_payment(
         day=data.scheduled_for,
         timezone=timezone,
         origin="manual",
+        disputed=disputed,
     )
     await session.flush()
     return payment
@@ -143,32 +106,37 @@ async def create_scheduled_payment(
 
 async def update_scheduled_payment(
     session: AsyncSession,
-    principal: Principal,
+    acting: ClientPrincipal,
     payment: ScheduledPayment,
     data: ScheduledPaymentUpdate,
     *,
     if_match: str | None,
 ) -> ScheduledPayment:
-    """`payment` comes row-locked from the caller's transaction."""
+    """A new date, amount or method while it waits. `payment` comes row-locked."""
     check_if_match(if_match, payment.version)
-    if payment.status != "scheduled":
+    if payment.status not in ("scheduled", "on_hold"):
         raise ScheduledPaymentLocked(
             f"Only a scheduled payment can be changed; this one is {payment.status}."
         )
     given = data.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {}
     if given.get("amount") is not None:
-        invoice = await InvoiceRepository(session, principal).get(payment.invoice_id)
-        assert invoice is not None, "a scheduled payment's invoice exists"
-        _check_amount(given["amount"], invoice)
+        invoice = await InvoiceRepository(session, acting).lock_one(payment.invoice_id)
+        await _check_fits(session, acting, invoice, given["amount"], leaving_out=payment.id)
         changes["amount"] = given["amount"]
     if given.get("scheduled_for") is not None:
-        timezone = (await TenantRepository(session, principal).current()).timezone
+        timezone = (await TenantRepository(session, acting).current()).timezone
         _check_date(given["scheduled_for"], timezone)
         changes["scheduled_for"] = given["scheduled_for"]
         changes["next_attempt_at"] = start_of_day(given["scheduled_for"], timezone)
+    if given.get("payment_method_id") not in (None, payment.payment_method_id):
+        await live_method(session, acting, given["payment_method_id"])
+        changes["payment_method_id"] = given["payment_method_id"]
+        if _waiting_for_retry(payment) and "next_attempt_at" not in changes:
+            changes["next_attempt_at"] = utcnow()  # a new method: try it at the next pass
     if changes:
-        transition(session, payment, "scheduled", event="scheduled_payment.updated", **changes)
+        status = cast(Status, payment.status)
+        transition(session, payment, status, event="scheduled_payment.updated", **changes)
     await session.flush()
     return payment
 
@@ -179,7 +147,7 @@ async def cancel_scheduled_payment(
     """`payment` comes row-locked from the caller's transaction."""
     if payment.status == "canceled":
         return payment
-    if payment.status != "scheduled":
+    if payment.status not in ("scheduled", "on_hold"):
         raise ScheduledPaymentLocked(
             f"Processing has started (status {payment.status}); it can no longer be canceled."
         )
@@ -209,166 +177,141 @@ def follow_autopay(
     starts_at: datetime,
     method_id: uuid.UUID,
 ) -> None:
-    """AutoPay's setting changed: its waiting payment follows. One waiting for a retry keeps
-    its retry time: changing the setting must not pull the next attempt ahead of it."""
+    """AutoPay's rules changed: its waiting payment follows. One waiting for a retry keeps its
+    retry time, unless its method changed: a new method is tried at the next pass."""
+    if payment.attempts == 0:
+        next_attempt = starts_at
+    elif method_id != payment.payment_method_id:
+        next_attempt = utcnow()
+    else:
+        next_attempt = max(payment.next_attempt_at, starts_at)
     transition(
         session,
         payment,
-        "scheduled",
+        cast(Status, payment.status),
         event="scheduled_payment.updated",
         event_data={"reason": "autopay changed"},
         amount=amount,
         scheduled_for=day,
-        next_attempt_at=(
-            starts_at if payment.attempts == 0 else max(payment.next_attempt_at, starts_at)
-        ),
+        next_attempt_at=next_attempt,
         payment_method_id=method_id,
     )
 
 
+async def retry_on_new_method(
+    session: AsyncSession, principal: Principal, method: PaymentMethod
+) -> None:
+    """A client added a payment method: AutoPay's payments waiting for a retry move to it and
+    are tried at the next runner pass, not days later."""
+    waiting = await ScheduledPaymentRepository(session, principal).waiting_for_retry(
+        method.client_id, origin="autopay"
+    )
+    for payment in waiting:
+        transition(
+            session,
+            payment,
+            "scheduled",
+            event="scheduled_payment.updated",
+            event_data={"reason": "a new payment method was added"},
+            payment_method_id=method.id,
+            next_attempt_at=utcnow(),
+        )
+
+
+async def hold_for_dispute(
+    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+) -> None:
+    """An open billing dispute: the invoice's waiting payments are held (AutoPay's and the
+    client's own); one being charged right now is held by the runner when it ends."""
+    waiting = await ScheduledPaymentRepository(session, principal).for_invoices(
+        [invoice_id], statuses=("scheduled",), for_update=True
+    )
+    for payment in waiting:
+        transition(
+            session,
+            payment,
+            "on_hold",
+            event="scheduled_payment.updated",
+            event_data={"reason": "the invoice is disputed"},
+            hold_reason=DISPUTED,
+        )
+
+
+async def release_dispute(
+    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+) -> None:
+    """The dispute is closed (and no other is open): held payments wait again; a date now past
+    is simply due at the next runner pass."""
+    if await TicketRepository(session, principal).open_disputes([invoice_id]):
+        return
+    held = await ScheduledPaymentRepository(session, principal).for_invoices(
+        [invoice_id], statuses=("on_hold",), for_update=True
+    )
+    for payment in held:
+        if payment.hold_reason == DISPUTED:
+            transition(
+                session,
+                payment,
+                "scheduled",
+                event="scheduled_payment.updated",
+                event_data={"reason": "the dispute is closed"},
+            )
+
+
 async def live_method(
-    session: AsyncSession, principal: ClientPrincipal, method_id: uuid.UUID
+    session: AsyncSession,
+    acting: ClientPrincipal,
+    method_id: uuid.UUID,
+    *,
+    loc: Sequence[str | int] = ("body", "payment_method_id"),
 ) -> None:
     """The client's payment method exists, or a 422 naming the field (a body reference)."""
-    method = await PaymentMethodRepository(session, principal).live(
-        method_id, client_id=principal.client_id
+    method = await PaymentMethodRepository(session, acting).live(
+        method_id, client_id=acting.client_id
     )
     if method is None:
-        raise Unprocessable("No such payment method.", loc=("body", "payment_method_id"))
+        raise Unprocessable("No such payment method.", loc=loc)
 
 
-# -- what the runner does -------------------------------------------------------------------
+def _waiting_for_retry(payment: ScheduledPayment) -> bool:
+    return payment.status == "scheduled" and payment.attempts > 0
 
 
-async def claim_due(
-    session: AsyncSession, limit: int, *, lease: timedelta, recover_before: datetime | None
-) -> list[Claim]:
-    """`scheduled → processing` for what is due (a new attempt), and runners' lost claims."""
-    now = utcnow()
-    return await ScheduledPaymentQueue(session).claim(
-        limit, now=now, lease_until=now + lease, recover_before=recover_before
-    )
+async def _payable_invoice(
+    session: AsyncSession, acting: ClientPrincipal, invoice_id: uuid.UUID
+) -> Invoice:
+    invoice = await InvoiceRepository(session, acting).lock_one(invoice_id)
+    if invoice is None or invoice.status == "draft":
+        raise Unprocessable("No such invoice.", loc=("body", "invoice_id"))
+    if invoice.status != "open":
+        raise Unprocessable(
+            f"The invoice is {invoice.status}; only open invoices can be paid.",
+            loc=("body", "invoice_id"),
+        )
+    return invoice
 
 
-async def renew_claims(session: AsyncSession, claims: list[Claim], *, lease: timedelta) -> None:
-    await ScheduledPaymentQueue(session).renew(claims, lease_until=utcnow() + lease)
-
-
-async def hand_back(session: AsyncSession, claims: list[Claim]) -> None:
-    """`processing → scheduled` for claims the runner will not start: due again at once."""
-    await ScheduledPaymentQueue(session).hand_back(claims, now=utcnow())
-
-
-def attempt_started(payment: ScheduledPayment, charge: Payment) -> None:
-    """The attempt's payment is reserved (not a change of status)."""
-    payment.last_payment_id = charge.id
-
-
-def defer(session: AsyncSession, payment: ScheduledPayment) -> None:
-    """Not an attempt (nothing was tried): the attempt is given back, look again later."""
-    transition(
-        session,
-        payment,
-        "scheduled",
-        event=None,
-        attempts=payment.attempts - 1,
-        lease_expires_at=None,
-        next_attempt_at=utcnow() + BUSY_INVOICE_DELAY,
-    )
-
-
-def fail(session: AsyncSession, payment: ScheduledPayment, *, code: str, reason: str) -> None:
-    transition(
-        session,
-        payment,
-        "failed",
-        event="scheduled_payment.failed",
-        event_data={"failure_code": code},
-        failure_code=code,
-        failure_reason=reason[:500],
-        lease_expires_at=None,
-    )
-
-
-def attempt_finished(
+async def _check_fits(
     session: AsyncSession,
-    payment: ScheduledPayment,
-    charge: Payment,
+    principal: Principal,
+    invoice: Invoice | None,
+    amount: int,
     *,
-    retry_days: list[int],
-    pending_wait: timedelta,
-) -> str:
-    """Record what the attempt's payment came to; returns the outcome's name."""
-    payment.last_payment_id = charge.id
-    if charge.status == "pending":
-        # The gateway's answer is unknown: reconciliation settles the payment, and this row is
-        # taken again (same attempt, same key) once this longer lease lapses.
-        transition(
-            session, payment, "processing", event=None, lease_expires_at=utcnow() + pending_wait
-        )
-        return "pending"
-    if charge.status == "succeeded":
-        transition(
-            session,
-            payment,
-            "succeeded",
-            event="scheduled_payment.succeeded",
-            event_data={"payment_id": str(charge.id)},
-            failure_reason=None,
-            failure_code=None,
-            lease_expires_at=None,
-        )
-        return "succeeded"
-    retry_at = next_retry_at(utcnow(), payment.attempts, retry_days, charge.failure_code)
-    if retry_at is None:
-        fail(
-            session,
-            payment,
-            code=charge.failure_code or "declined",
-            reason=charge.failure_message or "declined",
-        )
-        return "failed"
-    transition(
-        session,
-        payment,
-        "scheduled",
-        event="scheduled_payment.retry_scheduled",
-        event_data={"next_attempt_at": retry_at.isoformat(), "attempt": payment.attempts},
-        next_attempt_at=retry_at,
-        failure_code=charge.failure_code,
-        failure_reason=charge.failure_message,
-        lease_expires_at=None,
-    )
-    return "retrying"
-
-
-def scheduled_event(
-    session: AsyncSession, payment: ScheduledPayment, type_: str, **data: object
+    leaving_out: uuid.UUID | None = None,
 ) -> None:
-    record_event(
-        session,
-        tenant_id=payment.tenant_id,
-        client_id=payment.client_id,
-        type=type_,
-        subject_type="scheduled_payment",
-        subject_id=payment.id,
-        data={
-            "invoice_id": str(payment.invoice_id),
-            "amount": payment.amount,
-            "scheduled_for": payment.scheduled_for.isoformat(),
-            "origin": payment.origin,
-            "status": payment.status,
-            **data,
-        },
+    """The invoice's open scheduled payments plus `amount` stay within its balance."""
+    assert invoice is not None, "a scheduled payment's invoice exists"
+    others = await ScheduledPaymentRepository(session, principal).for_invoices(
+        [invoice.id], statuses=OPEN_STATUSES
     )
-
-
-def _check_amount(amount: int, invoice: Invoice) -> None:
+    scheduled = sum(p.amount for p in others if p.id != leaving_out)
     if amount > invoice.balance:
         raise Unprocessable(
             f"The amount is more than the invoice's balance ({invoice.balance}).",
             loc=("body", "amount"),
         )
+    if scheduled + amount > invoice.balance:
+        raise OverScheduled(invoice.balance, scheduled)
 
 
 def _check_date(day: date, timezone: str) -> None:

@@ -1,21 +1,11 @@
 """The due-payment runner: any number of copies may run at once, and each due payment is
 charged exactly once.
 
-Each scheduled payment that falls due is claimed for one attempt under a lease (the work
-queue in `app/core/work_queue.py` keeps the claims flowing, renews their leases, hands back
-unstarted ones on stop). An attempt is the payments service's three steps, with the scheduled
-payment's bookkeeping in the same two transactions:
-
-1. reserve the payment (its request key `scheduled:<id>:<attempt>` and gateway key
-   `scheduled_<id>_<attempt>`) and note it on the scheduled payment; or, when nothing can be
-   charged, end the attempt: canceled (the invoice was paid or voided), deferred (another
-   payment holds the invoice) or failed (the payment method is gone);
-2. the gateway call;
-3. record the payment's outcome, and the attempt's: succeeded, a retry scheduled, failed, or
-   parked until reconciliation settles an unknown outcome.
-
-A runner that dies leaves its lease to lapse; the next claim takes the row again for the *same*
-attempt, so it resumes the same payment with the same gateway key: never a second charge.
+Each scheduled payment that falls due is claimed for one attempt under a lease; the work queue
+(`app/core/work_queue.py`) keeps the claims flowing, renews their leases while it works, and
+hands back unstarted ones when it stops. Each claim is one attempt (`app/scheduled_payments/charging.py`). A runner that
+dies leaves its lease to lapse; the next claim takes the row again for the *same* attempt, which
+finds its payment by its key: never a second charge.
 """
 
 from __future__ import annotations
@@ -30,25 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import transaction
-from app.core.errors import Unprocessable
 from app.core.idempotency import IdempotencyStore
-from app.core.principal import ClientPrincipal, Principal
 from app.core.work_queue import Worker
-from app.gateways.base import Charge, PaymentGateway
-from app.invoices.errors import InvoiceNotFound
-from app.models import ScheduledPayment
-from app.payments.charges import PaymentOrder
-from app.payments.errors import InvoiceNotPayable, PaymentInProgress
-from app.payments.outcome import Reserved
+from app.gateways.base import PaymentGateway
 from app.payments.reconcile import reconcile
 from app.payments.service import PaymentService
-from app.scheduled_payments import service as scheduled
-from app.scheduled_payments.repository import Claim, ScheduledPaymentRepository
+from app.scheduled_payments import attempts
+from app.scheduled_payments.charging import Attempts
+from app.scheduled_payments.repository import Claim
 
 logger = logging.getLogger("billing_portal.scheduler")
-
-# Why an attempt cannot charge anything.
-_REFUSALS = (InvoiceNotPayable, InvoiceNotFound, PaymentInProgress, Unprocessable)
 
 
 @dataclass
@@ -58,9 +39,11 @@ class RunReport:
     succeeded: int = 0
     failed: int = 0
     retrying: int = 0
+    declined: int = 0
     canceled: int = 0
     pending: int = 0
     deferred: int = 0
+    held: int = 0
     errored: int = 0
     handed_back: int = 0
     reconciled: int = 0
@@ -78,101 +61,32 @@ class ScheduledPaymentWork:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        payments: PaymentService,
+        attempt: Attempts,
         settings: Settings,
         *,
         recover_before: datetime | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.payments = payments
-        self.settings = settings
+        self.attempt = attempt
         self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
         self.recover_before = recover_before
 
     async def claim(self, limit: int) -> list[Claim]:
         async with transaction(self.sessionmaker) as session:
-            return await scheduled.claim_due(
+            return await attempts.claim_due(
                 session, limit, lease=self.lease, recover_before=self.recover_before
             )
 
     async def renew(self, claims: list[Claim]) -> None:
         async with transaction(self.sessionmaker) as session:
-            await scheduled.renew_claims(session, claims, lease=self.lease)
+            await attempts.renew_claims(session, claims, lease=self.lease)
 
     async def hand_back(self, claims: list[Claim]) -> None:
         async with transaction(self.sessionmaker) as session:
-            await scheduled.hand_back(session, claims)
+            await attempts.hand_back(session, claims)
 
     async def process(self, claim: Claim) -> str:
-        system = Principal.system(claim.tenant_id)
-        try:
-            async with transaction(self.sessionmaker) as session:
-                row = await ScheduledPaymentRepository(session, system).claimed(claim)
-                if row is None:
-                    return "skipped"  # finished by another runner, or canceled before it began
-                principal = ClientPrincipal.of(system, row.client_id)
-                reserved = await self.payments.reserve(session, principal, _order(row, claim))
-                scheduled.attempt_started(row, reserved.record)
-        except _REFUSALS as refusal:
-            return await self._refused(system, claim, refusal)
-        return await self._charge(principal, claim, reserved)
-
-    async def _charge(
-        self, principal: ClientPrincipal, claim: Claim, reserved: Reserved[Charge]
-    ) -> str:
-        outcome = await self.payments.send(reserved) if reserved.call is not None else None
-        async with transaction(self.sessionmaker) as session:
-            payment = reserved.record
-            if outcome is not None:
-                payment = await self.payments.record(session, principal, payment.id, outcome)
-            row = await ScheduledPaymentRepository(session, principal).claimed(
-                claim, for_update=True
-            )
-            if row is None:
-                return "skipped"
-            return scheduled.attempt_finished(
-                session,
-                row,
-                payment,
-                retry_days=self.settings.scheduler_retry_days,
-                pending_wait=timedelta(seconds=self.settings.pending_reconcile_after_seconds),
-            )
-
-    async def _refused(self, system: Principal, claim: Claim, refusal: Exception) -> str:
-        """The attempt ends without a payment (the reserving transaction rolled back)."""
-        async with transaction(self.sessionmaker) as session:
-            row = await ScheduledPaymentRepository(session, system).claimed(claim, for_update=True)
-            if row is None:
-                return "skipped"
-            if isinstance(refusal, PaymentInProgress):
-                scheduled.defer(session, row)
-                return "deferred"
-            if isinstance(refusal, InvoiceNotPayable):
-                paid = refusal.invoice_status == "paid"
-                scheduled.cancel(
-                    session, row, "the invoice was paid" if paid else "the invoice was voided"
-                )
-                return "canceled"
-            if isinstance(refusal, InvoiceNotFound):
-                scheduled.cancel(session, row, "the invoice no longer exists")
-                return "canceled"
-            assert isinstance(refusal, Unprocessable)
-            scheduled.fail(session, row, code="payment_method_unavailable", reason=refusal.detail)
-            return "failed"
-
-
-def _order(row: ScheduledPayment, claim: Claim) -> PaymentOrder:
-    return PaymentOrder(
-        payment_method_id=row.payment_method_id,
-        invoice_ids=(row.invoice_id,),
-        # What was scheduled, or less when the invoice owes less by now.
-        amount=row.amount,
-        up_to=True,
-        origin="scheduled",
-        request_key=f"scheduled:{row.id}:{claim.attempt}",
-        scheduled_payment_id=row.id,
-        gateway_key=f"scheduled_{row.id}_{claim.attempt}",
-    )
+        return await self.attempt.run_claimed(claim)
 
 
 class PaymentRunner:
@@ -188,18 +102,19 @@ class PaymentRunner:
         self.gateway = gateway
         self.settings = settings
         self.payments = PaymentService(sessionmaker, gateway)
+        self.charging = Attempts(sessionmaker, self.payments, settings)
         self.stop = stop or asyncio.Event()
 
     def work(self, *, recover_before: datetime | None = None) -> ScheduledPaymentWork:
         return ScheduledPaymentWork(
-            self.sessionmaker, self.payments, self.settings, recover_before=recover_before
+            self.sessionmaker, self.charging, self.settings, recover_before=recover_before
         )
 
     async def claim(self, limit: int) -> list[Claim]:
         return await self.work().claim(limit)
 
     async def process(self, claim: Claim) -> str:
-        return await self.work().process(claim)
+        return await self.charging.run_claimed(claim)
 
     async def run_once(self) -> RunReport:
         """Everything due now: reconcile what the gateway left pending, then drain the queue."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,3 +107,15 @@ class TicketRepository(Repository[Ticket]):
             # Clients never see drafts, so they cannot point at one either.
             stmt = stmt.where(invoice.status != "draft")
         return (await self.session.execute(stmt)).first() is not None
+
+    async def open_disputes(self, invoice_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these invoices have a billing dispute still open."""
+        if not invoice_ids:
+            return set()
+        stmt = select(Ticket.invoice_id).where(
+            Ticket.tenant_id == self.principal.tenant_id,
+            Ticket.kind == "billing_dispute",
+            Ticket.status != "closed",
+            Ticket.invoice_id.in_(invoice_ids),
+        )
+        return {i for i in (await self.session.execute(stmt)).scalars() if i is not None}

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import ClientDep, PersonDep, StaffDep
-from app.core.deps import PageDep, SessionDep
+from app.core.deps import HooksDep, PageDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page
 from app.tickets.repository import TicketFilters
@@ -35,10 +35,10 @@ router = APIRouter(tags=["tickets"])
     responses=problem_responses(401, 403, 422),
 )
 async def create_ticket(
-    body: TicketCreate, principal: ClientDep, session: SessionDep
+    body: TicketCreate, principal: ClientDep, session: SessionDep, hooks: HooksDep
 ) -> TicketDetail:
     """Open a ticket for your company; it starts `open` with the MSP's next number."""
-    ticket = await TicketService(session, principal).open(body)
+    ticket = await TicketService(session, principal, hooks).open(body)
     return TicketDetail.model_validate(ticket)
 
 
@@ -112,8 +112,12 @@ async def update_ticket(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def close_ticket(
-    ticket_id: uuid.UUID, body: TicketClose, principal: StaffDep, session: SessionDep
+    ticket_id: uuid.UUID,
+    body: TicketClose,
+    principal: StaffDep,
+    session: SessionDep,
+    hooks: HooksDep,
 ) -> TicketDetail:
     """Close a ticket with its resolution notes; it joins the client's service history."""
-    ticket = await TicketService(session, principal).close(ticket_id, body.resolution_notes)
+    ticket = await TicketService(session, principal, hooks).close(ticket_id, body.resolution_notes)
     return TicketDetail.model_validate(ticket)

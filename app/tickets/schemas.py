@@ -18,6 +18,7 @@ from app.core.schemas import StrictBody
 TicketStatus = Literal["open", "in_progress", "waiting_on_client", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 StatusFilter = Literal["open", "closed"]
+TicketKind = Literal["support", "billing_dispute"]
 
 SUBJECT_MAX = 200
 BODY_MAX = 20_000
@@ -42,6 +43,17 @@ class TicketCreate(StrictBody):
     invoice_id: uuid.UUID | None = Field(
         default=None, description="The client's invoice this ticket is about, if any."
     )
+    kind: TicketKind = Field(
+        default="support",
+        description="`billing_dispute` (needs `invoice_id`): the invoice's AutoPay and scheduled "
+        "payments wait on hold until the ticket is closed.",
+    )
+
+    @model_validator(mode="after")
+    def _dispute_names_an_invoice(self) -> TicketCreate:
+        if self.kind == "billing_dispute" and self.invoice_id is None:
+            raise ValueError("a billing dispute is about an invoice: give invoice_id")
+        return self
 
 
 class TicketUpdateCreate(StrictBody):
@@ -109,6 +121,7 @@ class TicketOut(BaseModel):
     subject: str
     status: TicketStatus
     priority: TicketPriority
+    kind: TicketKind
     client_id: uuid.UUID
     invoice_id: uuid.UUID | None
     assignee_id: uuid.UUID | None

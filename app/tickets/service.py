@@ -17,6 +17,7 @@ from app.auth.errors import ClientOnly
 from app.core.clock import utcnow
 from app.core.errors import Forbidden
 from app.core.events import record_event
+from app.core.hooks import Hooks
 from app.core.pagination import PageParams
 from app.core.principal import Principal
 from app.models import Ticket, TicketUpdate
@@ -71,10 +72,14 @@ def status_after_update(current: TicketStatus, author: Author) -> TicketStatus:
 
 
 class TicketService:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(
+        self, session: AsyncSession, principal: Principal, hooks: Hooks | None = None
+    ) -> None:
         self.session = session
         self.principal = principal
         self.tickets = TicketRepository(session, principal)
+        # What a billing dispute does to the invoice's payments (holds them while it is open).
+        self.hooks = hooks or Hooks()
 
     async def open(self, data: TicketCreate) -> Ticket:
         client_id = self.principal.client_id
@@ -94,6 +99,7 @@ class TicketService:
             priority=data.priority,
             status="open",
             invoice_id=data.invoice_id,
+            kind=data.kind,
             opened_by_id=self.principal.user_id,
             created_at=now,
             updated_at=now,
@@ -101,6 +107,8 @@ class TicketService:
         self.tickets.add(ticket)
         await self.session.flush()
         self._record(ticket, "ticket.created", priority=ticket.priority, status=ticket.status)
+        if ticket.kind == "billing_dispute" and ticket.invoice_id is not None:
+            await self.hooks.run_dispute_opened(self.session, self.principal, ticket.invoice_id)
         return await self.tickets.detail(ticket.id)
 
     async def page(
@@ -191,6 +199,8 @@ class TicketService:
             changes={"status": {"from": current, "to": "closed"}},
             closed_by_id=str(ticket.closed_by_id),
         )
+        if ticket.kind == "billing_dispute" and ticket.invoice_id is not None:
+            await self.hooks.run_dispute_closed(self.session, self.principal, ticket.invoice_id)
         return await self.tickets.detail(ticket.id)
 
     def _user_id(self) -> uuid.UUID:

@@ -30,7 +30,8 @@ def level(module: str) -> int | None:
     name = parts[2]
     if name in ("router", "dependencies"):
         return ENTRY
-    if name in ("repository", "errors", "schemas"):
+    # Pure modules (the rules of a domain as functions of their inputs) sit as low as queries.
+    if name in ("repository", "errors", "schemas", "rules", "planner"):
         return QUERIES
     return RULES
 

@@ -11,7 +11,16 @@ from httpx import AsyncClient
 
 from app.gateways.fake import FakeGateway
 from app.models import Client, PaymentMethod, PlatformFee
-from tests.factories import Factory, Person, api_key_for, assert_problem, bearer, count_rows, fetch
+from tests.factories import (
+    CONSENT,
+    Factory,
+    Person,
+    api_key_for,
+    assert_problem,
+    bearer,
+    count_rows,
+    fetch,
+)
 from tests.payments.helpers import METHODS, NO_SUCH_ID, add_method, billing_world
 
 
@@ -70,7 +79,7 @@ async def test_a_bank_account_from_a_token(client: AsyncClient, factory: Factory
     [
         ({"type": "card", "token": "tok_unknown"}, ["body", "token"]),
         ({"type": "card", "token": "tok_ach"}, ["body", "type"]),
-        ({"type": "ach", "token": "tok_visa"}, ["body", "type"]),
+        ({"type": "ach", "token": "tok_visa", "consent": CONSENT}, ["body", "type"]),
         ({"type": "crypto", "token": "tok_visa"}, ["body", "type"]),
         ({"type": "card", "token": ""}, ["body", "token"]),
         ({"type": "card"}, ["body", "token"]),
@@ -255,15 +264,22 @@ async def test_staff_read_methods_and_clients_manage_them(
     assert [
         m["id"] for m in await methods_of(client, world.contact, client_id=str(neighbour.id))
     ] == [card["id"]]
-    staff_add = await client.post(
+    # Staff manage a client's methods for it, naming the client when they add one.
+    unnamed = await client.post(
         METHODS, json={"type": "card", "token": "tok_visa"}, headers=world.staff.headers
     )
-    assert_problem(staff_add, 403)
-    url = f"{METHODS}/{card['id']}"
-    assert_problem(
-        await client.patch(url, json={"nickname": "x"}, headers=world.staff.headers), 403
+    assert ["body", "client_id"] in [e["loc"] for e in assert_problem(unnamed, 422)["errors"]]
+    staff_add = await client.post(
+        METHODS,
+        json={"type": "card", "token": "tok_mastercard", "client_id": str(world.client.id)},
+        headers=world.staff.headers,
     )
-    assert_problem(await client.delete(url, headers=world.staff.headers), 403)
+    assert staff_add.status_code == 201, staff_add.text
+    assert staff_add.json()["client_id"] == str(world.client.id)
+    url = f"{METHODS}/{card['id']}"
+    renamed = await client.patch(url, json={"nickname": "x"}, headers=world.staff.headers)
+    assert (renamed.status_code, renamed.json()["nickname"]) == (200, "x")
+    assert (await client.delete(url, headers=world.staff.headers)).status_code == 204
     _key, secret = await api_key_for(factory, world.tenant)
     assert_problem(await client.get(METHODS, headers=bearer(secret)), 403)
     assert_problem(await client.get(METHODS), 401)

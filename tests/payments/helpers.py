@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import today_in
 from app.gateways.fake import FakeGateway
 from app.models import Invoice, Payment, PaymentAllocation, Refund, ServiceCategory
-from tests.factories import Factory, Person, World
+from tests.factories import Factory, Person, World, method_body
 
 API = "/api/v1"
 INVOICES = f"{API}/invoices"
@@ -40,7 +40,7 @@ async def add_method(
     http: AsyncClient, person: Person, source: str = "tok_visa", **extra: Any
 ) -> dict[str, Any]:
     """Keep a card (or, for `tok_ach`, a bank account) on file from a gateway test token."""
-    body = {"type": "ach" if source == "tok_ach" else "card", "token": source, **extra}
+    body = method_body(source, **extra)
     response = await http.post(METHODS, json=body, headers=person.headers)
     assert response.status_code == 201, response.text
     method: dict[str, Any] = response.json()

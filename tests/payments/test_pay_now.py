@@ -3,6 +3,7 @@ may pay what."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -297,7 +298,7 @@ async def test_a_deleted_method_cannot_pay(
     assert gateway.charge_calls == 0
 
 
-async def test_only_client_users_pay(
+async def test_people_pay_integration_keys_do_not(
     client: AsyncClient,
     factory: Factory,
     billing: Billing,
@@ -307,11 +308,17 @@ async def test_only_client_users_pay(
     _key, secret = await api_key_for(factory, billing.world.tenant)
     body = {"payment_method_id": billing.card["id"]}
     url = f"{INVOICES}/{invoice['id']}/pay"
-    assert_problem(await client.post(url, json=body, headers=billing.staff.headers), 403)
     assert_problem(await client.post(url, json=body, headers=bearer(secret)), 403)
     assert_problem(await client.post(url, json=body), 401)
     assert gateway.charge_calls == 0
     assert await count_rows(factory, Payment) == 0
+    # Staff take a payment for the invoice's client (over the phone), with its card on file.
+    wrong = {**body, "client_id": str(uuid.uuid4())}
+    assert_problem(await client.post(url, json=wrong, headers=billing.staff.headers), 422)
+    paid = await client.post(url, json=body, headers=billing.staff.headers)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["client_id"] == str(billing.world.client.id)
+    assert gateway.charge_calls == 1
 
 
 async def test_ach_pays_too(

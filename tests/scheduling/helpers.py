@@ -28,7 +28,7 @@ from app.models import (
     Tenant,
     User,
 )
-from tests.factories import Factory, bearer
+from tests.factories import CONSENT, Factory, bearer, method_body
 
 API = "/api/v1"
 AUTOPAY = f"{API}/autopay"
@@ -70,7 +70,7 @@ class Scene:
 
     async def add_card(self, card: str = "tok_mastercard") -> dict[str, Any]:
         """Another payment method, from one of the fake gateway's test tokens."""
-        body = {"type": "ach" if card == "tok_ach" else "card", "token": card}
+        body = method_body(card)
         response = await self.http.post(METHODS, json=body, headers=self.contact)
         assert response.status_code == 201, response.text
         method: dict[str, Any] = response.json()
@@ -107,6 +107,11 @@ class Scene:
         return await self.issue((await self.draft(*lines, due=due))["id"])
 
     async def put_autopay(self, body: dict[str, Any], *, if_match: str | None = None) -> Response:
+        """PUT /autopay as the contact; turning it on carries the client's consent unless the
+        body says otherwise (give `consent: None` to send none)."""
+        if body.get("enabled") and "consent" not in body:
+            body = {**body, "consent": CONSENT}
+        body = {k: v for k, v in body.items() if v is not None or k != "consent"}
         headers = self.contact
         if if_match is not None:
             headers["If-Match"] = if_match

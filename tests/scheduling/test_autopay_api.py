@@ -183,7 +183,7 @@ async def test_duplicate_categories_are_kept_once(scene: Scene) -> None:
     assert response.json()["service_category_ids"] == [hosting]
 
 
-async def test_staff_read_a_clients_setting_with_client_id_but_cannot_replace_it(
+async def test_staff_read_and_replace_a_clients_setting_only_with_client_id(
     scene: Scene,
 ) -> None:
     assert (await scene.put_autopay(enabled_body(scene))).status_code == 200
@@ -203,8 +203,18 @@ async def test_staff_read_a_clients_setting_with_client_id_but_cannot_replace_it
         unknown = await scene.http.get(path, params={"client_id": NO_SUCH_ID}, headers=scene.staff)
         assert_problem(unknown, 404)
 
+    # Staff change it only for the client they name.
     put = await scene.http.put(AUTOPAY, json={"enabled": False}, headers=scene.staff)
-    assert_problem(put, 403)
+    body = assert_problem(put, 422)
+    assert ["query", "client_id"] in [e["loc"] for e in body["errors"]]
+    named = await scene.http.put(
+        AUTOPAY,
+        params={"client_id": str(scene.client.id)},
+        json={"enabled": False},
+        headers=scene.staff,
+    )
+    assert named.status_code == 200, named.text
+    assert named.json()["enabled"] is False
 
 
 async def test_staff_of_another_tenant_cannot_read_it(

@@ -34,6 +34,7 @@ async def test_autopay_schedules_and_runner_pays(
                 "payment_method_id": card.json()["id"],
                 "service_category_ids": [str(hosting.id)],
                 "days_before_due": 3,
+                "consent": {"accepted": True, "text_version": 1},
             },
             headers={**contact, "If-Match": current.headers["ETag"]},
         )

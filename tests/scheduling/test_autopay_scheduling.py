@@ -192,31 +192,39 @@ async def test_turning_autopay_off_and_on_again(
     await scene.put_autopay({"enabled": False})
     during = await scene.invoice((scene.hosting, 2_000), due=DUE)
 
-    await scene.enable_autopay(days=2)
-    after = await scene.invoice((scene.hosting, 3_000), due=DUE)
-
-    (old,) = await scheduled_for_invoice(sessionmaker, before["id"])
-    assert old.status == "canceled"  # turning it on again does not revive it
     assert await scheduled_for_invoice(sessionmaker, during["id"]) == []
-    (new,) = await scheduled_for_invoice(sessionmaker, after["id"])
-    assert (new.status, new.amount, new.scheduled_for) == ("scheduled", 3_000, DUE - timedelta(2))
+    (old,) = await scheduled_for_invoice(sessionmaker, before["id"])
+    assert old.status == "canceled"
     preview = await scene.preview()
     assert preview[before["id"]]["state"] == "canceled"
     assert "AutoPay was turned off" in preview[before["id"]]["reason"]
-    assert preview[during["id"]]["state"] == "not_scheduled"
-    assert preview[after["id"]]["state"] == "scheduled"
+    assert preview[during["id"]]["state"] == "off"
+
+    # Turning it on again schedules every open invoice, not only the next ones issued; what
+    # was canceled stays canceled, with a new payment beside it.
+    await scene.enable_autopay(days=2)
+    after = await scene.invoice((scene.hosting, 3_000), due=DUE)
+
+    for invoice, amount in ((before, 1_000), (during, 2_000), (after, 3_000)):
+        rows = await scheduled_for_invoice(sessionmaker, invoice["id"])
+        (new,) = [r for r in rows if r.status == "scheduled"]
+        assert (new.amount, new.scheduled_for) == (amount, DUE - timedelta(2))
+    assert (await scheduled_row(sessionmaker, old.id)).status == "canceled"
+    preview = await scene.preview()
+    assert {preview[i["id"]]["state"] for i in (before, during, after)} == {"scheduled"}
 
     clock.advance(days=8)
     report = await runner.run_once()
-    assert (report.claimed, report.succeeded) == (1, 1)
-    assert [c.amount for c in gateway.charges] == [3_000]
+    assert (report.claimed, report.succeeded) == (3, 3)
+    assert sorted(c.amount for c in gateway.charges) == [1_000, 2_000, 3_000]
 
 
 async def test_changing_the_method_moves_autopays_payments_to_it(
     scene: Scene, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     setting = await scene.enable_autopay(days=3)
-    invoice = await scene.invoice((scene.hosting, 1_000), due=DUE)
+    # AutoPay covers the hosting line; the client schedules the help-desk part by hand.
+    invoice = await scene.invoice((scene.hosting, 1_000), (scene.helpdesk, 500), due=DUE)
     manual = await scene.scheduled(invoice["id"], 500, DUE)
     (autopay,) = [
         r for r in await scheduled_for_invoice(sessionmaker, invoice["id"]) if r.origin == "autopay"
@@ -413,12 +421,9 @@ async def test_preview_explains_every_open_invoice(
     assert item["payment_method_id"] == scene.card["id"]
     assert item["scheduled_payment_id"] is not None
     assert item["scheduled_for"] in item["reason"]
+    # Issued before AutoPay was on, and scheduled when it was turned on.
     item = preview[issued_before["id"]]
-    assert (item["state"], item["will_pay"], item["covered_amount"]) == (
-        "not_scheduled",
-        False,
-        1_000,
-    )
+    assert (item["state"], item["will_pay"], item["covered_amount"]) == ("scheduled", True, 1_000)
     item = preview[not_covered["id"]]
     assert (item["state"], item["will_pay"], item["covered_amount"]) == ("not_covered", False, 0)
     item = preview[paid_part["id"]]
@@ -451,17 +456,20 @@ async def test_preview_shows_processing_and_failed(
     await scene.enable_autopay(method_id=stolen["id"])
     failing = await scene.invoice((scene.hosting, 1_000), due=TODAY)
     assert (await runner.run_once()).failed == 1
-    await scene.enable_autopay()
-    taken = await scene.invoice((scene.hosting, 2_000), due=TODAY)
-    assert len(await runner.claim(10)) == 1  # taken by a runner, not finished
 
-    preview = await scene.preview()
-
-    item = preview[failing["id"]]
+    item = (await scene.preview())[failing["id"]]
     assert (item["state"], item["will_pay"]) == ("failed", False)
     assert "Your card was declined." in item["reason"]
-    item = preview[taken["id"]]
-    assert (item["state"], item["will_pay"]) == ("processing", True)
+
+    # AutoPay on a good card again: the failed invoice is scheduled anew on it.
+    await scene.enable_autopay()
+    taken = await scene.invoice((scene.hosting, 2_000), due=TODAY)
+    assert len(await runner.claim(10)) == 2  # taken by a runner, not finished
+
+    preview = await scene.preview()
+    for invoice in (failing, taken):
+        item = preview[invoice["id"]]
+        assert (item["state"], item["will_pay"]) == ("processing", True)
 
 
 async def test_preview_for_a_tenant_in_another_zone_uses_its_dates(

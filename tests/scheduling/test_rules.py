@@ -12,10 +12,10 @@ from app.core.clock import FrozenClock, today_in, utcnow
 from app.core.config import Settings
 from app.gateways.base import HARD_DECLINE_CODES
 from app.gateways.fake import FAKE_TOKENS
+from app.payments.charges import run_time_amount
 from app.scheduled_payments.rules import (
     autopay_date,
     next_retry_at,
-    run_time_amount,
     start_of_day,
 )
 

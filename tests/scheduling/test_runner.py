@@ -303,7 +303,7 @@ async def test_a_decline_then_autopay_moved_to_a_good_card_pays_on_the_retry(
     assert (await invoice_row(sessionmaker, invoice["id"])).status == "paid"
 
 
-async def test_changing_autopay_does_not_pull_a_pending_retry_forward(
+async def test_changing_autopay_keeps_a_waiting_retry_on_schedule_unless_its_method_changes(
     scene: Scene,
     runner: PaymentRunner,
     gateway: FakeGateway,
@@ -316,12 +316,22 @@ async def test_changing_autopay_does_not_pull_a_pending_retry_forward(
     assert (await runner.run_once()).retrying == 1
     retry_at = (await scheduled_row(sessionmaker, item["id"])).next_attempt_at
 
-    await scene.enable_autopay(method_id=scene.card["id"], days=0)
-
+    # Another change (the days) does not pull the retry forward ...
+    await scene.enable_autopay(method_id=declining["id"], days=2)
     row = await scheduled_row(sessionmaker, item["id"])
     assert (row.status, row.next_attempt_at) == ("scheduled", retry_at)
     assert (await runner.run_once()).claimed == 0
-    assert gateway.charge_calls == 1
+
+    # ... a new method does: the retry is on it at the next pass, not days later.
+    await scene.enable_autopay(method_id=scene.card["id"], days=2)
+    row = await scheduled_row(sessionmaker, item["id"])
+    assert str(row.payment_method_id) == scene.card["id"]
+    assert row.next_attempt_at < retry_at
+    report = await runner.run_once()
+    assert (report.claimed, report.succeeded) == (1, 1)
+    assert gateway.charge_calls == 2
+    (payment,) = [c for c in gateway.charges if c.status == "succeeded"]
+    assert payment.amount == 6_000
 
 
 # -- the invoice changed meanwhile ----------------------------------------------------------

@@ -7,7 +7,7 @@ invoice they named; succeeded ones keep theirs (applied).
 
 Revision ID: 5a1c0e7d2b90
 Revises: 938ed29b1b4f
-Create Date: 2026-12-04 05:00:00.000000+00:00
+Create Date: 2026-12-04 04:30:00.000000+00:00
 """
 
 import uuid
