@@ -3,9 +3,10 @@ charged exactly once.
 
 Each scheduled payment that falls due is claimed for one attempt under a lease; the work queue
 (`app/core/work_queue.py`) keeps the claims flowing, renews their leases while it works, and
-hands back unstarted ones when it stops. Each claim is one attempt (`app/scheduled_payments/charging.py`). A runner that
-dies leaves its lease to lapse; the next claim takes the row again for the *same* attempt, which
-finds its payment by its key: never a second charge.
+hands back unstarted ones when it stops. Each claim is one attempt
+(`app/scheduled_payments/charging.py`). A runner that dies leaves its lease to lapse; the next
+claim takes the row again for the *same* attempt, which finds its payment by its key: never a
+second charge.
 """
 
 from __future__ import annotations
