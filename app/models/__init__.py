@@ -14,7 +14,7 @@ from app.models.billing import (
 )
 from app.models.events import Event
 from app.models.scheduling import AutopayCategory, AutopaySetting, ScheduledPayment
-from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, User
+from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
 from app.models.tickets import Ticket, TicketUpdate
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ScheduledPayment",
     "ServiceCategory",
     "Tenant",
+    "TenantLogo",
     "Ticket",
     "TicketUpdate",
     "User",
