@@ -47,11 +47,12 @@ class AutopayRepository(Repository[AutopaySetting]):
     async def covered_amounts(
         self, invoice_ids: Sequence[uuid.UUID], categories: set[uuid.UUID]
     ) -> dict[uuid.UUID, int]:
-        """For each invoice, the sum of its lines in the covered service categories."""
+        """For each invoice, the sum of its lines in the covered service categories, with
+        their tax."""
         if not invoice_ids or not categories:
             return {}
         rows = await self.session.execute(
-            select(InvoiceLine.invoice_id, InvoiceLine.amount)
+            select(InvoiceLine.invoice_id, InvoiceLine.amount + InvoiceLine.tax_amount)
             .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
             .where(
                 Invoice.tenant_id == self.principal.tenant_id,
