@@ -114,14 +114,6 @@ class ServiceCategoryRepository(Repository[ServiceCategory]):
         )
         return set((await self.session.execute(stmt)).scalars())
 
-    async def names(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not ids:
-            return {}
-        stmt = select(ServiceCategory.id, ServiceCategory.name).where(
-            ServiceCategory.tenant_id == self.principal.tenant_id, ServiceCategory.id.in_(ids)
-        )
-        return {id_: name for id_, name in (await self.session.execute(stmt)).all()}  # noqa: C416
-
 
 class ApiKeyRepository(Repository[ApiKey]):
     model = ApiKey
