@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.address import printed_lines, stored_address
 from app.core.clock import today_in
 from app.core.config import Settings
 from app.core.principal import Principal
@@ -15,7 +16,6 @@ from app.invoices.pdf import InvoiceDocument, Logo, Party, PdfLine, PdfPayment, 
 from app.invoices.repository import InvoiceRepository
 from app.invoices.schemas import InvoiceDetail, InvoiceLineOut, InvoiceOut, InvoicePaymentOut
 from app.models import Client, Invoice, PaymentMethod, Tenant
-from app.tenancy.address import printed_lines, stored_address
 from app.tenancy.repository import TenantRepository
 from app.tenancy.schemas import BILLING_ADDRESS, TENANT_ADDRESS
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from app.core.address import Address, stored_address
 from app.core.schemas import StrictBody
-from app.tenancy.address import Address, stored_address
 
 if TYPE_CHECKING:
     from app.models import Tenant, TenantLogo

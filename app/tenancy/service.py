@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.address import store_address
 from app.core.clock import utcnow
 from app.core.principal import Principal
 from app.core.security import (
@@ -16,7 +17,6 @@ from app.core.security import (
     sha256_hex,
 )
 from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
-from app.tenancy.address import store_address
 from app.tenancy.errors import EmailTaken, LogoNotFound, ServiceCategoryExists
 from app.tenancy.logo import check_logo
 from app.tenancy.repository import (

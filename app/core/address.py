@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from app.core.countries import COUNTRY_NAMES
 from app.core.schemas import StrictBody
-from app.tenancy.countries import COUNTRY_NAMES
 
 ADDRESS_PARTS = ("line1", "line2", "city", "region", "postal_code", "country")
 # Countries that write "City, REGION POSTAL" on one line; the rest mostly "POSTAL City".
