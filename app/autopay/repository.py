@@ -120,12 +120,16 @@ class AutopayRepository(Repository[AutopaySetting]):
         await self.session.flush()
 
     async def lines(self, invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Line]]:
-        """Each invoice's lines, as the planner sees them."""
+        """Each invoice's lines, as the planner sees them: what each owes, its tax included."""
         found: dict[uuid.UUID, list[Line]] = defaultdict(list)
         if not invoice_ids:
             return found
         rows = await self.session.execute(
-            select(InvoiceLine.invoice_id, InvoiceLine.service_category_id, InvoiceLine.amount)
+            select(
+                InvoiceLine.invoice_id,
+                InvoiceLine.service_category_id,
+                InvoiceLine.amount + InvoiceLine.tax_amount,
+            )
             .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
             .where(
                 Invoice.tenant_id == self.principal.tenant_id,

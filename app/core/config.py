@@ -12,8 +12,9 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_PRODUCTION_KEY_BYTES = 32
@@ -62,6 +63,31 @@ class Settings(BaseSettings):
     scheduler_lease_seconds: int = Field(default=300, ge=10)
     scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     pending_reconcile_after_seconds: int = Field(default=60, ge=0)
+
+    # Invoice PDFs: where clients open an invoice to pay it (`{public_url}/invoices/{id}`),
+    # and a font for the scripts the bundled one lacks (CJK), as a .ttf, .otf or .ttc file.
+    public_url: str | None = None
+    pdf_fallback_font: Path | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://billing.example.com")
+        return value.rstrip("/")
+
+    @field_validator("pdf_fallback_font")
+    @classmethod
+    def _pdf_fallback_font(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            if value.suffix.lower() not in (".ttf", ".otf", ".ttc"):
+                raise ValueError("must be a .ttf, .otf or .ttc font file")
+            if not value.is_file():
+                raise ValueError(f"no font file at {value}")
+        return value
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:

@@ -52,9 +52,14 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
-def format_amount(amount: int, currency: str) -> str:
+def format_number(amount: int, currency: str) -> str:
+    """Minor units as the currency writes them, without its code: 123456 USD is `1,234.56`,
+    JPY `123,456`, KWD `123.456`."""
     exponent = MINOR_UNITS.get(currency, 2)
     sign = "-" if amount < 0 else ""
     whole, fraction = divmod(abs(amount), 10**exponent) if exponent else (abs(amount), 0)
-    text = f"{whole:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
-    return f"{sign}{text} {currency}"
+    return sign + f"{whole:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
+
+
+def format_amount(amount: int, currency: str) -> str:
+    return f"{format_number(amount, currency)} {currency}"

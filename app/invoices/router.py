@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
 from app.core.clock import today_in
 from app.core.db import transaction
-from app.core.deps import HooksDep, PageDep, SessionDep, SessionmakerDep
+from app.core.deps import HooksDep, PageDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotentDep, Outcome
 from app.core.pagination import Page
@@ -96,10 +96,10 @@ async def get_invoice(
     },
 )
 async def get_invoice_pdf(
-    principal: PrincipalDep, invoice: InvoiceDep, session: SessionDep
+    principal: PrincipalDep, invoice: InvoiceDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The invoice as a PDF."""
-    pdf, filename = await invoice_document(session, principal, invoice)
+    pdf, filename = await invoice_document(session, principal, invoice, settings)
     return Response(
         pdf,
         media_type="application/pdf",

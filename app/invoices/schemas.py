@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.money import MAX_AMOUNT, MAX_QUANTITY, MINOR_UNITS
 from app.core.schemas import StrictBody
@@ -21,11 +21,35 @@ def _currency(value: str) -> str:
     return code
 
 
+def _label(value: str | None) -> str | None:
+    return (value.strip() or None) if value is not None else None
+
+
 class InvoiceLineIn(StrictBody):
     description: str = Field(min_length=1, max_length=500)
     service_category_id: uuid.UUID
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
     unit_amount: int = Field(ge=0, le=MAX_AMOUNT, description="Minor units.")
+    tax_amount: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_AMOUNT,
+        description="Tax on this line in minor units, as the PSA computed it (there is no tax "
+        "engine here); added to the invoice's total.",
+    )
+    tax_label: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="What the tax is, e.g. `VAT 20%`: the invoice sums its tax by label.",
+        examples=["VAT 20%"],
+    )
+
+    _tax_label = field_validator("tax_label")(_label)
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_amount
 
 
 class InvoiceCreate(StrictBody):
@@ -43,6 +67,21 @@ class InvoiceCreate(StrictBody):
 
     _currency = field_validator("currency")(_currency)
 
+    @property
+    def subtotal(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def tax_total(self) -> int:
+        return sum(line.tax_amount for line in self.lines)
+
+    @model_validator(mode="after")
+    def _total_is_payable(self) -> InvoiceCreate:
+        # A total beyond MAX_AMOUNT could never be paid in one payment, and is a typo.
+        if self.subtotal + self.tax_total > MAX_AMOUNT:
+            raise ValueError(f"the invoice's total may be at most {MAX_AMOUNT} minor units")
+        return self
+
 
 class InvoiceLineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -51,7 +90,9 @@ class InvoiceLineOut(BaseModel):
     service_category_id: uuid.UUID
     quantity: int
     unit_amount: int
-    amount: int
+    amount: int = Field(description="quantity * unit_amount, before tax.")
+    tax_amount: int
+    tax_label: str | None
 
 
 class InvoicePaymentOut(BaseModel):
@@ -71,7 +112,9 @@ class InvoiceOut(BaseModel):
     issued_on: date | None
     due_date: date
     currency: str
-    total: int
+    subtotal: int = Field(description="The lines' amounts, before tax.")
+    tax_total: int = Field(description="The lines' tax.")
+    total: int = Field(description="What is owed: subtotal + tax_total.")
     amount_paid: int
     balance: int
     amount_pending: int = Field(

@@ -66,7 +66,8 @@ async def _create(
         due_date=data.due_date,
         memo=data.memo,
         external_id=data.external_id,
-        total=sum(line.quantity * line.unit_amount for line in data.lines),
+        total=data.subtotal + data.tax_total,
+        tax_total=data.tax_total,
         amount_paid=0,
         amount_reserved=0,
     )
@@ -81,7 +82,9 @@ async def _create(
                 service_category_id=line.service_category_id,
                 quantity=line.quantity,
                 unit_amount=line.unit_amount,
-                amount=line.quantity * line.unit_amount,
+                amount=line.amount,
+                tax_amount=line.tax_amount,
+                tax_label=line.tax_label,
             )
             for position, line in enumerate(data.lines)
         ]

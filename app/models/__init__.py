@@ -20,7 +20,7 @@ from app.models.scheduling import (
     AutopaySetting,
     ScheduledPayment,
 )
-from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, User
+from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
 from app.models.tickets import Ticket, TicketUpdate
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "ScheduledPayment",
     "ServiceCategory",
     "Tenant",
+    "TenantLogo",
     "Ticket",
     "TicketUpdate",
     "User",

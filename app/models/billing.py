@@ -89,6 +89,7 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
         UniqueConstraint("tenant_id", "external_id"),
         CheckConstraint("status IN ('draft', 'open', 'paid', 'void')", name="status"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint("tax_total >= 0 AND tax_total <= total", name="tax_within_total"),
         CheckConstraint("amount_paid >= 0 AND amount_reserved >= 0", name="amounts_not_negative"),
         CheckConstraint("amount_paid + amount_reserved <= total", name="never_overpaid"),
         CheckConstraint(
@@ -111,7 +112,9 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
     due_date: Mapped[date]
     memo: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(200))
+    # What is owed: the lines' amounts plus their tax (`tax_total`, given by the PSA).
     total: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     # Held by payments in flight, so two at once can never add up to more than the total.
     amount_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -122,6 +125,10 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
     def balance(self) -> int:
         return self.total - self.amount_paid
 
+    @property
+    def subtotal(self) -> int:
+        return self.total - self.tax_total
+
 
 class InvoiceLine(IdMixin, Base):
     __tablename__ = "invoice_lines"
@@ -130,6 +137,7 @@ class InvoiceLine(IdMixin, Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
         CheckConstraint("amount = quantity * unit_amount", name="amount_is_product"),
+        CheckConstraint("tax_amount >= 0", name="tax_amount_not_negative"),
     )
 
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
@@ -140,7 +148,10 @@ class InvoiceLine(IdMixin, Base):
     )
     quantity: Mapped[int] = mapped_column(BigInteger)
     unit_amount: Mapped[int] = mapped_column(BigInteger)
+    # `amount` is before tax; the tax on the line is given by the PSA (there is no tax engine).
     amount: Mapped[int] = mapped_column(BigInteger)
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    tax_label: Mapped[str | None] = mapped_column(String(100))
 
 
 class Payment(IdMixin, CreatedAtMixin, Base):

@@ -10,7 +10,9 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -22,23 +24,77 @@ from app.models.base import Base, CreatedAtMixin, IdMixin
 Role = Literal["staff", "client"]
 
 
+def address_complete(prefix: str) -> CheckConstraint:
+    """A postal address is absent (every part NULL) or has at least its first line and country."""
+    parts = ("line1", "line2", "city", "region", "postal_code", "country")
+    absent = " AND ".join(f"{prefix}{part} IS NULL" for part in parts)
+    present = f"{prefix}line1 IS NOT NULL AND {prefix}country IS NOT NULL"
+    return CheckConstraint(f"({absent}) OR ({present})", name=f"{prefix}complete")
+
+
 class Tenant(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "tenants"
+    __table_args__ = (address_complete("address_"),)
 
+    # The name clients know the MSP by; `legal_name` (when it differs) is printed on invoices.
     name: Mapped[str] = mapped_column(String(200))
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    tax_id: Mapped[str | None] = mapped_column(String(64))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    address_city: Mapped[str | None] = mapped_column(String(100))
+    address_region: Mapped[str | None] = mapped_column(String(100))
+    address_postal_code: Mapped[str | None] = mapped_column(String(20))
+    address_country: Mapped[str | None] = mapped_column(String(2))
+    # How to pay other than online (bank details, remittance address), printed on invoices.
+    payment_instructions: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Per-tenant sequences, advanced with a single UPDATE ... RETURNING so numbers never repeat.
     next_invoice_number: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     next_ticket_number: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
 
+class TenantLogo(Base):
+    """The MSP's logo for its documents: kept in the database (small, bounded), so every
+    replica has it without shared storage; apart from `tenants` so loading a tenant never
+    loads the image."""
+
+    __tablename__ = "tenant_logos"
+    __table_args__ = (
+        CheckConstraint("content_type IN ('image/png', 'image/jpeg')", name="content_type"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    content_type: Mapped[str] = mapped_column(String(16))
+    # Loaded only when asked for (`undefer`): reading the profile never pulls the image.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
+    size: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Client(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "clients"
-    __table_args__ = (Index(None, "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "created_at", "id"),
+        address_complete("billing_address_"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     billing_email: Mapped[str | None] = mapped_column(String(320))
+    billing_address_line1: Mapped[str | None] = mapped_column(String(200))
+    billing_address_line2: Mapped[str | None] = mapped_column(String(200))
+    billing_address_city: Mapped[str | None] = mapped_column(String(100))
+    billing_address_region: Mapped[str | None] = mapped_column(String(100))
+    billing_address_postal_code: Mapped[str | None] = mapped_column(String(20))
+    billing_address_country: Mapped[str | None] = mapped_column(String(2))
     gateway_customer_reference: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

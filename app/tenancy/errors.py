@@ -21,3 +21,7 @@ class EmailTaken(Conflict):
 class ServiceCategoryExists(Conflict):
     type_slug = "service-category-exists"
     default_detail = "A service category with this name already exists."
+
+
+class LogoNotFound(NotFound):
+    default_detail = "The tenant has no logo."

@@ -1,21 +1,23 @@
-"""Tenant-scoped queries for clients, contacts, service categories and API keys."""
+"""Tenant-scoped queries for the tenant's profile and logo, clients, contacts, service
+categories and API keys."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from app.core.pagination import PageParams
 from app.core.principal import Principal
 from app.core.repository import Repository, paginate
-from app.models import ApiKey, Client, ServiceCategory, Tenant, User
+from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
 from app.tenancy.errors import ApiKeyNotFound, ClientNotFound
 
 
 class TenantRepository:
-    """The caller's own tenant (the MSP)."""
+    """The caller's own tenant (the MSP): its profile and its logo."""
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
         self.session = session
@@ -25,6 +27,17 @@ class TenantRepository:
         tenant = await self.session.get(Tenant, self.principal.tenant_id)
         assert tenant is not None, "a principal's tenant exists"
         return tenant
+
+    async def logo(self, *, with_image: bool = False) -> TenantLogo | None:
+        stmt = select(TenantLogo).where(TenantLogo.tenant_id == self.principal.tenant_id)
+        if with_image:
+            stmt = stmt.options(undefer(TenantLogo.data))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def delete_logo(self) -> bool:
+        stmt = delete(TenantLogo).where(TenantLogo.tenant_id == self.principal.tenant_id)
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
 
 
 class TenantDirectory:

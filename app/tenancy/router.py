@@ -1,16 +1,20 @@
-"""Clients, their contacts, service categories and integration keys (the MSP's side)."""
+"""The MSP's profile and logo, clients, their contacts, service categories and integration
+keys (the MSP's side)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, File, Response, UploadFile, status
 
 from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
 from app.core.deps import PageDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page
 from app.tenancy.dependencies import ClientPathDep
+from app.tenancy.errors import LogoNotFound
+from app.tenancy.logo import MAX_LOGO_BYTES, MAX_LOGO_SIDE
 from app.tenancy.repository import UserRepository
 from app.tenancy.schemas import (
     ApiKeyCreate,
@@ -22,6 +26,9 @@ from app.tenancy.schemas import (
     InvitedUser,
     ServiceCategoryCreate,
     ServiceCategoryOut,
+    TenantLogoOut,
+    TenantOut,
+    TenantUpdate,
     UserInvite,
     UserOut,
 )
@@ -29,6 +36,80 @@ from app.tenancy.service import TenancyService
 
 router = APIRouter()
 COMMON = problem_responses(401, 403, 422)
+
+
+@router.get("/tenant", operation_id="getTenant", tags=["tenancy"], responses=COMMON)
+async def get_tenant(principal: StaffDep, session: SessionDep) -> TenantOut:
+    """The MSP's own profile: what its invoices say about it."""
+    service = TenancyService(session, principal)
+    return TenantOut.of(await service.tenant.current(), await service.tenant.logo())
+
+
+@router.patch("/tenant", operation_id="updateTenant", tags=["tenancy"], responses=COMMON)
+async def update_tenant(body: TenantUpdate, principal: StaffDep, session: SessionDep) -> TenantOut:
+    """Change the MSP's name, address, contact, tax id or payment instructions."""
+    service = TenancyService(session, principal)
+    tenant = await service.update_tenant(body)
+    return TenantOut.of(tenant, await service.tenant.logo())
+
+
+@router.put(
+    "/tenant/logo",
+    operation_id="setTenantLogo",
+    tags=["tenancy"],
+    responses=problem_responses(401, 403, 413, 422),
+)
+async def set_tenant_logo(
+    file: Annotated[
+        UploadFile,
+        File(
+            description=f"A PNG or JPEG image of at most {MAX_LOGO_BYTES // 1024} KiB and "
+            f"{MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} pixels, sent as `multipart/form-data`."
+        ),
+    ],
+    principal: StaffDep,
+    session: SessionDep,
+) -> TenantLogoOut:
+    """Set (or replace) the logo printed on invoices. The image is kept as sent; its type is
+    read from its content, not from the name or the part's Content-Type."""
+    data = await file.read(MAX_LOGO_BYTES + 1)
+    logo = await TenancyService(session, principal).set_logo(data)
+    return TenantLogoOut.model_validate(logo)
+
+
+@router.get(
+    "/tenant/logo",
+    operation_id="getTenantLogo",
+    tags=["tenancy"],
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The logo."},
+        **problem_responses(401, 403, 404),
+    },
+)
+async def get_tenant_logo(principal: StaffDep, session: SessionDep) -> Response:
+    """The logo as it was uploaded."""
+    logo = await TenancyService(session, principal).tenant.logo(with_image=True)
+    if logo is None:
+        raise LogoNotFound()
+    return Response(
+        logo.data,
+        media_type=logo.content_type,
+        headers={"ETag": f'"{logo.sha256}"', "Cache-Control": "private, no-cache"},
+    )
+
+
+@router.delete(
+    "/tenant/logo",
+    operation_id="deleteTenantLogo",
+    tags=["tenancy"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_tenant_logo(principal: StaffDep, session: SessionDep) -> Response:
+    """Remove the logo; invoices are printed without one."""
+    await TenancyService(session, principal).remove_logo()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/clients", operation_id="listClients", tags=["clients"], responses=COMMON)
@@ -72,7 +153,7 @@ async def get_client(principal: StaffOrKeyDep, client: ClientPathDep) -> ClientO
 async def update_client(
     body: ClientUpdate, principal: StaffDep, client: ClientPathDep, session: SessionDep
 ) -> ClientOut:
-    """Rename a client or change its billing email."""
+    """Rename a client or change its billing email or billing address."""
     await TenancyService(session, principal).update_client(client, body)
     return ClientOut.model_validate(client)
 

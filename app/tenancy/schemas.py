@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from app.core.address import Address, stored_address
 from app.core.schemas import StrictBody
+
+if TYPE_CHECKING:
+    from app.models import Tenant, TenantLogo
 
 Name = Field(min_length=1, max_length=200)
 
@@ -20,9 +24,17 @@ def _strip(value: str) -> str:
     return stripped
 
 
+BILLING_ADDRESS = "billing_address_"
+
+
+def _strip_optional(value: str | None) -> str | None:
+    return None if value is None else _strip(value)
+
+
 class ClientCreate(StrictBody):
     name: str = Name
     billing_email: EmailStr | None = None
+    billing_address: Address | None = Field(default=None, description="Printed on its invoices.")
 
     _name = field_validator("name")(_strip)
 
@@ -30,11 +42,11 @@ class ClientCreate(StrictBody):
 class ClientUpdate(StrictBody):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     billing_email: EmailStr | None = None
+    billing_address: Address | None = Field(
+        default=None, description="Replaces the whole address; `null` removes it."
+    )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else _strip(value)
+    _name = field_validator("name")(_strip_optional)
 
 
 class ClientOut(BaseModel):
@@ -43,8 +55,19 @@ class ClientOut(BaseModel):
     id: uuid.UUID
     name: str
     billing_email: str | None
+    billing_address: Address | None = None
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _address_from_columns(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        values = {
+            name: getattr(data, name) for name in cls.model_fields if name != "billing_address"
+        }
+        return {**values, "billing_address": stored_address(data, BILLING_ADDRESS)}
 
 
 class UserInvite(StrictBody):
@@ -107,3 +130,91 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     secret: str = Field(description="The whole key, shown once: store it now.")
+
+
+# --- The MSP's own profile, printed on its invoices ---
+
+TENANT_ADDRESS = "address_"
+Phone = Field(
+    default=None,
+    min_length=3,
+    max_length=40,
+    pattern=r"^\+?[0-9][0-9 ().\-/]*$",
+    examples=["+1 (555) 010-2030"],
+)
+
+
+class TenantUpdate(StrictBody):
+    """Only the fields given change; `null` clears an optional one."""
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The name clients know you by."
+    )
+    legal_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The registered company name, printed on invoices when it differs from `name`.",
+    )
+    email: EmailStr | None = Field(default=None, description="Billing contact, on invoices.")
+    phone: str | None = Phone
+    tax_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="VAT, GST or EIN number."
+    )
+    address: Address | None = Field(
+        default=None, description="Replaces the whole address; `null` removes it."
+    )
+    payment_instructions: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="How to pay other than online (bank transfer details, remittance address); "
+        "printed under the invoice's payment link.",
+    )
+
+    _text = field_validator("legal_name", "tax_id", "payment_instructions")(_strip_optional)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str:
+        # Runs only when `name` is given: it may change, not go away.
+        if value is None:
+            raise ValueError("may be changed but not removed")
+        return _strip(value)
+
+
+class TenantLogoOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    content_type: Literal["image/png", "image/jpeg"]
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
+    size: int = Field(description="Bytes.")
+    sha256: str
+    updated_at: datetime
+
+
+class TenantOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    legal_name: str | None
+    email: str | None
+    phone: str | None
+    tax_id: str | None
+    address: Address | None
+    payment_instructions: str | None
+    timezone: str = Field(description="Calendar dates (due dates, issue dates) are in this zone.")
+    logo: TenantLogoOut | None = Field(
+        description="Set with `PUT /tenant/logo`, fetched with `GET /tenant/logo`."
+    )
+    created_at: datetime
+
+    @classmethod
+    def of(cls, tenant: Tenant, logo: TenantLogo | None) -> TenantOut:
+        kept = (name for name in cls.model_fields if name not in ("address", "logo"))
+        values = {name: getattr(tenant, name) for name in kept}
+        return cls(
+            **values,
+            address=stored_address(tenant, TENANT_ADDRESS),
+            logo=TenantLogoOut.model_validate(logo) if logo is not None else None,
+        )

@@ -1,4 +1,5 @@
-"""The MSP's management of its clients, their contacts, service categories and API keys."""
+"""The MSP's management of its own profile, its clients, their contacts, service categories
+and API keys."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.address import store_address
 from app.core.clock import utcnow
 from app.core.principal import Principal
 from app.core.security import (
@@ -14,15 +16,23 @@ from app.core.security import (
     new_api_key,
     sha256_hex,
 )
-from app.models import ApiKey, Client, ServiceCategory, User
-from app.tenancy.errors import EmailTaken, ServiceCategoryExists
+from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
+from app.tenancy.errors import EmailTaken, LogoNotFound, ServiceCategoryExists
+from app.tenancy.logo import check_logo
 from app.tenancy.repository import (
     ApiKeyRepository,
     ClientRepository,
     ServiceCategoryRepository,
+    TenantRepository,
     UserRepository,
 )
-from app.tenancy.schemas import ClientCreate, ClientUpdate
+from app.tenancy.schemas import (
+    BILLING_ADDRESS,
+    TENANT_ADDRESS,
+    ClientCreate,
+    ClientUpdate,
+    TenantUpdate,
+)
 
 
 class TenancyService:
@@ -33,6 +43,41 @@ class TenancyService:
         self.users = UserRepository(session, principal)
         self.categories = ServiceCategoryRepository(session, principal)
         self.api_keys = ApiKeyRepository(session, principal)
+        self.tenant = TenantRepository(session, principal)
+
+    async def update_tenant(self, data: TenantUpdate) -> Tenant:
+        tenant = await self.tenant.current()
+        changes = data.model_dump(exclude_unset=True)
+        if changes.get("name") is not None:
+            tenant.name = changes["name"]
+        for field in ("legal_name", "phone", "tax_id", "payment_instructions"):
+            if field in changes:
+                setattr(tenant, field, changes[field])
+        if "email" in changes:
+            tenant.email = str(data.email).lower() if data.email else None
+        if "address" in changes:
+            store_address(tenant, TENANT_ADDRESS, data.address)
+        await self.session.flush()
+        return tenant
+
+    async def set_logo(self, data: bytes) -> TenantLogo:
+        checked = check_logo(data)
+        logo = await self.tenant.logo()
+        if logo is None:
+            logo = TenantLogo(tenant_id=self.principal.tenant_id)
+            self.session.add(logo)
+        logo.content_type = checked.content_type
+        logo.data = checked.data
+        logo.size = len(checked.data)
+        logo.width, logo.height = checked.width, checked.height
+        logo.sha256 = checked.sha256
+        logo.updated_at = utcnow()
+        await self.session.flush()
+        return logo
+
+    async def remove_logo(self) -> None:
+        if not await self.tenant.delete_logo():
+            raise LogoNotFound()
 
     async def create_client(self, data: ClientCreate) -> Client:
         client = Client(
@@ -40,6 +85,7 @@ class TenancyService:
             name=data.name,
             billing_email=str(data.billing_email).lower() if data.billing_email else None,
         )
+        store_address(client, BILLING_ADDRESS, data.billing_address)
         self.clients.add(client)
         await self.session.flush()
         return client
@@ -51,6 +97,8 @@ class TenancyService:
         if "billing_email" in changes:
             email = changes["billing_email"]
             client.billing_email = str(email).lower() if email else None
+        if "billing_address" in changes:
+            store_address(client, BILLING_ADDRESS, data.billing_address)
         client.updated_at = utcnow()
         await self.session.flush()
         return client

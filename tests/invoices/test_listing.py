@@ -181,6 +181,8 @@ async def test_the_detail_has_lines_and_payments(client: AsyncClient, billing: B
             "quantity": 2,
             "unit_amount": 1_500,
             "amount": 3_000,
+            "tax_amount": 0,
+            "tax_label": None,
         },
         {
             "description": "Service 2",
@@ -188,6 +190,8 @@ async def test_the_detail_has_lines_and_payments(client: AsyncClient, billing: B
             "quantity": 1,
             "unit_amount": 7_000,
             "amount": 7_000,
+            "tax_amount": 0,
+            "tax_label": None,
         },
     ]
     assert [(p["payment_id"], p["amount"]) for p in detail["payments"]] == [

@@ -2,10 +2,10 @@
 crashes, reconciliations and refunds (hypothesis), driven through the processors.
 
 After every step: amount_paid is what succeeded payments brought in less what succeeded
-refunds gave back; what is paid and held never exceeds the total; the balance is the total
-less what is paid; the invoice is `paid` exactly when its balance is 0; and the gateway
-moved money once per succeeded payment. Each step's outcome is also checked against what
-the invoice allowed just before it.
+refunds gave back; what is paid and held never exceeds the total (the lines' subtotal plus
+their tax); the balance is the total less what is paid; the invoice is `paid` exactly when
+its balance is 0; and the gateway moved money once per succeeded payment. Each step's
+outcome is also checked against what the invoice allowed just before it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -93,7 +93,7 @@ class Books:
 
 
 async def new_books(
-    sessionmaker: async_sessionmaker[AsyncSession], gateway: FakeGateway, total: int
+    sessionmaker: async_sessionmaker[AsyncSession], gateway: FakeGateway, total: int, tax: int
 ) -> Books:
     """A fresh tenant, client, two cards on file and an open invoice: one per example."""
     customer = await gateway.create_customer(name="Prop Corp", email=None, metadata={})
@@ -133,6 +133,7 @@ async def new_books(
             issued_on=today,
             due_date=today + timedelta(days=30),
             total=total,
+            tax_total=tax,
             amount_paid=0,
             amount_reserved=0,
         )
@@ -202,7 +203,10 @@ def check_invariants(state: State, gateway: FakeGateway, *, settled: bool = Fals
     assert invoice.amount_reserved == sum(p.amount for p in pending)
     assert invoice.amount_paid >= 0
     assert invoice.amount_paid + invoice.amount_reserved <= invoice.total
-    balance = InvoiceOut.model_validate(invoice).balance
+    shown = InvoiceOut.model_validate(invoice)
+    assert shown.subtotal + shown.tax_total == shown.total == invoice.total
+    assert 0 <= shown.tax_total <= shown.total
+    balance = shown.balance
     assert balance == invoice.total - invoice.amount_paid
     assert (invoice.status == "paid") == (balance == 0)
     assert invoice.status in ("open", "paid")
@@ -316,15 +320,21 @@ async def run_step(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(total=st.integers(min_value=1, max_value=8_000), steps=operations)
+@given(
+    subtotal=st.integers(min_value=0, max_value=8_000),
+    tax=st.integers(min_value=0, max_value=2_000),
+    steps=operations,
+)
 async def test_any_sequence_keeps_the_invoice_arithmetic(
     sessionmaker: async_sessionmaker[AsyncSession],
     gateway: FakeGateway,
-    total: int,
+    subtotal: int,
+    tax: int,
     steps: list[tuple[Any, ...]],
 ) -> None:
+    assume(subtotal + tax > 0)
     gateway.reset()
-    books = await new_books(sessionmaker, gateway, total)
+    books = await new_books(sessionmaker, gateway, subtotal + tax, tax)
     state = await read(sessionmaker, books)
     check_invariants(state, gateway)
     for step in steps:

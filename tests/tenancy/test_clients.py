@@ -24,7 +24,15 @@ async def test_create_a_client(client: AsyncClient, factory: Factory) -> None:
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "name", "billing_email", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "billing_email",
+        "billing_address",
+        "created_at",
+        "updated_at",
+    }
+    assert body["billing_address"] is None
     assert body["name"] == "Globex Corporation"
     assert body["billing_email"] == "ap@globex.example"
     assert body["created_at"].endswith("Z") or body["created_at"].endswith("+00:00")
