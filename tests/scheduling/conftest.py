@@ -3,7 +3,7 @@ gateway, a runner over the app's database with the documented settings, and a sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from httpx import AsyncClient
 
 from app.core.clock import FrozenClock
 from app.core.config import Settings
+from app.gateways.base import PaymentGateway
 from app.gateways.fake import FakeGateway
 from app.scheduler.runner import PaymentRunner
 from tests.conftest import make_settings
@@ -55,3 +56,18 @@ def runner(app: Any, gateway: FakeGateway, runner_settings: Settings) -> Payment
 @pytest.fixture
 async def scene(clock: FrozenClock, factory: Factory, client: AsyncClient) -> Scene:
     return await build_scene(factory, client)
+
+
+@pytest.fixture
+def runner_with(
+    app: Any, gateway: FakeGateway, runner_settings: Settings
+) -> Callable[..., PaymentRunner]:
+    """`runner_with(scheduler_retry_days=[2])`, `runner_with(via=DyingGateway(...))`: another
+    runner over the app's database, with other settings or another gateway in front."""
+
+    def build(*, via: PaymentGateway | None = None, **settings: Any) -> PaymentRunner:
+        return PaymentRunner(
+            app.state.sessionmaker, via or gateway, runner_settings.model_copy(update=settings)
+        )
+
+    return build

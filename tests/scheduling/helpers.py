@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient, Response
@@ -41,6 +41,8 @@ NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
 # A Monday, 15:00 UTC (10:00 in New York): every in-process test starts here.
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 TODAY = START.date()
+# When the invoices the tests make fall due (2026-03-12).
+DUE = TODAY + timedelta(days=10)
 
 Lines = tuple[ServiceCategory, int]
 
@@ -231,6 +233,24 @@ async def sibling(scene: Scene, name: str = "Globex", card: str = "tok_visa") ->
         helpdesk=scene.helpdesk,
         card=response.json(),
     )
+
+
+async def scheduled_today(scene: Scene, amount: int = 10_000, **kw: Any) -> tuple[str, str]:
+    """An open invoice of `amount` and a payment of all of it scheduled for today:
+    (invoice id, scheduled payment id)."""
+    invoice = await scene.invoice((scene.hosting, amount), due=DUE)
+    payment = await scene.scheduled(invoice["id"], amount, TODAY, **kw)
+    return invoice["id"], payment["id"]
+
+
+async def many_scheduled_today(scene: Scene, count: int) -> list[str]:
+    """`count` invoices of 1,000, 1,001, ... each paid in full by a payment scheduled for
+    today: the scheduled payments' ids."""
+    ids = []
+    for n in range(count):
+        invoice = await scene.invoice((scene.hosting, 1_000 + n), due=DUE)
+        ids.append((await scene.scheduled(invoice["id"], 1_000 + n, TODAY))["id"])
+    return ids
 
 
 # -- readers -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from app.scheduled_payments.rules import start_of_day
 from app.scheduler.runner import PaymentRunner
 from tests.factories import Factory, api_key_for, assert_problem, bearer
 from tests.scheduling.helpers import (
+    DUE,
     INVOICES,
     METHODS,
     SCHEDULED,
@@ -25,9 +26,6 @@ from tests.scheduling.helpers import (
     scheduled_for_invoice,
     scheduled_row,
 )
-
-DUE = TODAY + timedelta(days=10)  # 2026-03-12
-
 
 # -- the issue hook -------------------------------------------------------------------------
 
