@@ -82,25 +82,22 @@ class Worker(Generic[C]):
         more = True
         try:
             while True:
-                if more and not self.stop.is_set() and len(backlog) < self.concurrency:
+                self._refill(backlog, running, report)
+                # Free slots are filled first, so the next batch is claimed while every slot
+                # is busy; and claimed again until `concurrency` items wait, however small a
+                # batch is, so a finished item's slot never waits for a claim.
+                while more and not self.stop.is_set() and len(backlog) < self.concurrency:
                     batch = await self.kind.claim(self.batch_size)
                     report.claimed += len(batch)
                     backlog.extend(batch)
                     more = bool(batch)
-                while backlog and len(running) < self.concurrency and not self.stop.is_set():
-                    claim = backlog.popleft()
-                    running[asyncio.create_task(self._one(claim))] = claim
+                    self._refill(backlog, running, report)
                 if not running:
-                    if self.stop.is_set() or not (more or backlog):
-                        break
-                    continue
+                    break  # stopping, or nothing claimed is left and nothing more is due
                 waiters: set[asyncio.Future[Any]] = {*running}
                 if not self.stop.is_set():
                     waiters.add(stopping)
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                for task in [t for t in running if t.done()]:
-                    del running[task]
-                    report.outcomes[task.result()] += 1
         finally:
             if backlog:
                 unstarted = list(backlog)
@@ -111,6 +108,17 @@ class Worker(Generic[C]):
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
         return report
+
+    def _refill(
+        self, backlog: deque[C], running: dict[asyncio.Task[str], C], report: DrainReport
+    ) -> None:
+        """Count the items that finished, and start claimed ones in their slots."""
+        for task in [t for t in running if t.done()]:
+            del running[task]
+            report.outcomes[task.result()] += 1
+        while backlog and len(running) < self.concurrency and not self.stop.is_set():
+            claim = backlog.popleft()
+            running[asyncio.create_task(self._one(claim))] = claim
 
     async def _one(self, claim: C) -> str:
         try:

@@ -52,6 +52,9 @@ class Items:
     async def claim(self, limit: int) -> list[int]:
         self.claiming += 1
         await self.notify()
+        # A claim is a round trip to the database: items the worker started before it begin
+        # to run meanwhile, so `in_flight` below counts them.
+        await asyncio.sleep(0)
         if self.claim_gate is not None:
             await self.claim_gate.wait()
         got = [self.due.popleft() for _ in range(min(limit, len(self.due)))]
@@ -178,6 +181,47 @@ def worker(
         heartbeat_seconds=HEARTBEAT,
         stop=stop,
     )
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 50])
+async def test_concurrency_items_stay_in_flight_across_batch_boundaries(
+    beats: Callable[[Items], Beats],
+    draining: Callable[[Worker[int]], asyncio.Task[DrainReport]],
+    batch_size: int,
+) -> None:
+    """Batches smaller than, equal to and larger than the concurrency: each time an item
+    finishes, the next one is already claimed and starts in its place."""
+    count, concurrency = 11, 3
+    items = Items(count)
+    beats(items)
+    task = draining(worker(items, batch_size=batch_size, concurrency=concurrency))
+
+    for done in range(count):
+        full = min(concurrency, count - done)
+
+        def refilled(done: int = done, full: int = full) -> bool:
+            # ... and the worker is between claims: an item released during a claim could
+            # only take its slot back once the claim has returned.
+            idle = items.claiming == len(items.claims)
+            return len(items.finished) == done and len(items.running) == full and idle
+
+        await items.until(f"{full} in flight after {done} finished", refilled)
+        items.release(items.running[0])
+    report = await finished(task)
+
+    assert items.max_in_flight == concurrency
+    assert items.started == list(range(count))
+    assert report.claimed == count and report.outcomes == Counter({"done": count})
+    assert report.handed_back == 0 and items.handed_back == []
+    # Every claim asked for a batch. Once the first item had finished, every next batch was
+    # claimed while all slots were busy and claimed items still waited: no item ever waited
+    # for a claim to start.
+    assert {c.limit for c in items.claims} == {batch_size}
+    refills = [c for c in items.claims if c.finished]
+    assert refills, items.claims
+    assert all(c.in_flight == concurrency and c.waiting for c in refills), items.claims
+    # It stopped claiming once a claim came back empty, and not before.
+    assert items.claims[-1].got == [] and all(c.got for c in items.claims[:-1])
 
 
 async def test_the_heartbeat_renews_every_held_item_running_or_waiting(
