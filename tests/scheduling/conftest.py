@@ -3,7 +3,7 @@ gateway, a runner over the app's database with the documented settings, and a sc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.scheduler.runner import PaymentRunner
 from tests.conftest import make_settings
 from tests.factories import Factory
 from tests.scheduling.helpers import START, Scene, build_scene
+from tests.scheduling.processes import Spawner
 
 
 @pytest.fixture
@@ -71,3 +72,13 @@ def runner_with(
         )
 
     return build
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Spawner]:
+    """Starts `billing-portal` processes; whatever still runs when the test ends is killed."""
+    spawner = Spawner()
+    try:
+        yield spawner
+    finally:
+        await spawner.stop_all()
