@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import pytest
 
 from app.core.work_queue import DrainReport, Worker
+from tests.core.heartbeat import Heartbeat, beaten_by_hand
 
 # How long a step may take before the test gives up on a worker that never gets there. Not a
 # measurement: on time, every step happens in a few event-loop turns.
 STUCK = 10.0
-HEARTBEAT = 1234.5  # a sentinel: the heartbeat's sleeps of this length wait for `beat()`
+HEARTBEAT = 60.0  # beaten by hand (tests/core/heartbeat.py): never waited out
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Items:
         self.gates = {item: asyncio.Event() for item in range(count)}
         self.claim_gate: asyncio.Event | None = None  # when set to an unset event, claims wait
         self.claiming = 0  # claim calls begun
+        self.renew_error: Exception | None = None  # raised by every renewal when set
         self.claims: list[ClaimCall] = []
         self.started: list[int] = []
         self.running: list[int] = []
@@ -67,6 +69,8 @@ class Items:
     async def renew(self, claims: list[int]) -> None:
         self.renewals.append(list(claims))
         await self.notify()
+        if self.renew_error is not None:
+            raise self.renew_error
 
     async def hand_back(self, claims: list[int]) -> None:
         self.handed_back.append(list(claims))
@@ -116,39 +120,23 @@ class Items:
 
 class Beats:
     """The worker's heartbeat, beaten by hand: `await beats.beat()` lets one renewal happen
-    and returns once the kind has been asked to renew."""
+    and returns the items the kind was asked to renew."""
 
-    def __init__(self, items: Items) -> None:
+    def __init__(self, items: Items, heart: Heartbeat) -> None:
         self.items = items
-        self.ticks: asyncio.Queue[None] = asyncio.Queue()
+        self.heart = heart
 
     async def beat(self) -> list[int]:
         before = len(self.items.renewals)
-        self.ticks.put_nowait(None)
+        self.heart.beat()
         await self.items.until("a renewal", lambda: len(self.items.renewals) > before)
         return self.items.renewals[-1]
 
 
 @pytest.fixture
 def beats(monkeypatch: pytest.MonkeyPatch) -> Callable[[Items], Beats]:
-    """Replaces the heartbeat's sleep (a sleep of `HEARTBEAT` seconds) with a wait for a
-    tick the test sends; every other sleep is left as it is."""
-    made: list[Beats] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(delay: float, result: object = None) -> object:
-        if delay == HEARTBEAT:
-            await made[-1].ticks.get()
-            return result
-        return await real_sleep(delay, result)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-
-    def make(items: Items) -> Beats:
-        made.append(Beats(items))
-        return made[-1]
-
-    return make
+    heart = beaten_by_hand(monkeypatch, HEARTBEAT)
+    return lambda items: Beats(items, heart)
 
 
 @pytest.fixture
@@ -329,25 +317,15 @@ async def test_a_failed_renewal_is_logged_and_the_work_goes_on(
     beats: Callable[[Items], Beats],
     draining: Callable[[Worker[int]], asyncio.Task[DrainReport]],
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     items = Items(2)
     heart = beats(items)
-    calls: list[list[int]] = []
-
-    async def broken_renew(claims: list[int]) -> None:
-        calls.append(list(claims))
-        await items.notify()
-        raise ConnectionError("the database went away")
-
-    monkeypatch.setattr(items, "renew", broken_renew)
+    items.renew_error = ConnectionError("the database went away")
     task = draining(worker(items, batch_size=2, concurrency=2))
     await items.until_running(0, 1)
 
-    heart.ticks.put_nowait(None)
-    await items.until("a renewal tried", lambda: len(calls) == 1)
-    heart.ticks.put_nowait(None)
-    await items.until("a second renewal tried", lambda: len(calls) == 2)
+    assert sorted(await heart.beat()) == [0, 1]
+    assert sorted(await heart.beat()) == [0, 1]  # the heartbeat goes on after a failure
     items.release(0, 1)
     report = await finished(task)
 

@@ -8,6 +8,7 @@ every use: the tests move a frozen clock by days, and a token made before that h
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.gateways.base import Charge
+from app.gateways.fake import FakeGateway
 from app.models import (
     Client,
     Event,
@@ -251,6 +254,32 @@ async def many_scheduled_today(scene: Scene, count: int) -> list[str]:
         invoice = await scene.invoice((scene.hosting, 1_000 + n), due=DUE)
         ids.append((await scene.scheduled(invoice["id"], 1_000 + n, TODAY))["id"])
     return ids
+
+
+class SlowGateway:
+    """The fake gateway behind a gate: every charge waits until the test sets `answer`,
+    then goes through to the fake. Every other call goes straight through."""
+
+    def __init__(self, gateway: FakeGateway) -> None:
+        self.gateway = gateway
+        self.answer = asyncio.Event()
+        self.arrived = 0  # charges that reached the gate
+        self._arrivals = asyncio.Condition()
+
+    async def charge(self, **kwargs: Any) -> Charge:
+        async with self._arrivals:
+            self.arrived += 1
+            self._arrivals.notify_all()
+        await self.answer.wait()
+        return await self.gateway.charge(**kwargs)
+
+    async def until_charging(self, count: int = 1) -> None:
+        """Until `count` charges have reached the gate (a bound only against a hang)."""
+        async with asyncio.timeout(10), self._arrivals:
+            await self._arrivals.wait_for(lambda: self.arrived >= count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.gateway, name)
 
 
 # -- readers -------------------------------------------------------------------------------

@@ -1,26 +1,29 @@
 """The payment runner when the gateway's answer is lost or a runner dies half-way: the
 attempt is resumed with the same gateway key once its lease lapses (simulated time), and
-each payment is charged exactly once."""
+each payment is charged exactly once; while a runner lives, its heartbeat keeps its rows."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
+from app.core.config import Settings
 from app.gateways.base import Charge
 from app.gateways.fake import FakeGateway
 from app.payments.outcome import Outcome, Reserved
 from app.scheduler.runner import PaymentRunner
+from tests.core.heartbeat import beaten_by_hand
 from tests.scheduling.helpers import (
     DUE,
     Scene,
+    SlowGateway,
     all_payments,
     event_types,
     events_of_type,
@@ -29,6 +32,7 @@ from tests.scheduling.helpers import (
     scheduled_row,
     scheduled_today,
 )
+from tests.scheduling.processes import poll
 
 
 @pytest.mark.parametrize("mode", ["timeout", "error", "lost_response"])
@@ -119,6 +123,52 @@ async def test_a_runner_that_died_after_claiming_is_taken_over_after_its_lease(
     row = await scheduled_row(sessionmaker, sp_id)
     assert (row.status, row.attempts) == ("succeeded", claim.attempt)
     assert [c.idempotency_key for c in gateway.charges] == [f"scheduled_{sp_id}_1"]
+
+
+async def test_a_live_runners_heartbeat_keeps_its_rows_while_a_slow_charge_goes_on(
+    scene: Scene,
+    runner: PaymentRunner,
+    runner_with: Callable[..., PaymentRunner],
+    runner_settings: Settings,
+    gateway: FakeGateway,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One payment at the gateway and the next claimed behind it. The lease is shorter than
+    reconciliation's wait, as a deployment's would be: nobody else asks the gateway about the
+    payment in flight meanwhile."""
+    ids = [(await scheduled_today(scene, amount))[1] for amount in (1_000, 2_000)]
+    lease = timedelta(seconds=30)
+    assert lease.total_seconds() < runner_settings.pending_reconcile_after_seconds
+    # The runner renews its leases every third of a lease; here, when the test beats.
+    heart = beaten_by_hand(monkeypatch, lease.total_seconds() / 3)
+    slow = SlowGateway(gateway)
+    live = runner_with(via=slow, scheduler_lease_seconds=30, scheduler_concurrency=1)
+    running = asyncio.create_task(live.run_once())
+    await slow.until_charging()
+
+    async def leases_end(at: datetime) -> bool:
+        rows = [await scheduled_row(sessionmaker, id_) for id_ in ids]
+        return all(r.lease_expires_at == at for r in rows)
+
+    assert await leases_end(clock.now + lease)
+    clock.advance(seconds=lease.total_seconds() - 1)
+    heart.beat()
+    renewed_until = clock.now + lease
+    await poll(lambda: leases_end(renewed_until), within=10, what="both leases renewed")
+    clock.advance(seconds=2)  # the lease they were claimed with has run out: held anyway
+
+    assert (await runner.run_once()).claimed == 0
+    slow.answer.set()
+    report = await asyncio.wait_for(running, 10)
+
+    assert (report.claimed, report.succeeded) == (2, 2)
+    for id_ in ids:
+        row = await scheduled_row(sessionmaker, id_)
+        assert (row.status, row.attempts, row.lease_expires_at) == ("succeeded", 1, None)
+    summary = gateway.summary()
+    assert (summary["charges"], summary["calls"]) == (2, 2)
 
 
 async def test_one_attempts_unexpected_error_does_not_stop_the_run(
