@@ -40,9 +40,13 @@ async def reconcile(
     older_than: timedelta,
     limit: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    stop: asyncio.Event | None = None,
 ) -> ReconcileReport:
     """Settle pending payments and refunds created at least `older_than` ago (at most `limit`
-    of each when given); the report counts what was checked and what is settled now."""
+    of each when given); the report counts what was checked and what is settled now.
+
+    Once `stop` is set (a runner told to stop) nothing more is started: the settles in flight
+    finish and the rest stay pending for the next run."""
     cutoff = utcnow() - older_than
     async with transaction(sessionmaker) as session:
         work = UnsettledWork(session)
@@ -62,9 +66,9 @@ async def reconcile(
 
     report = ReconcileReport(
         payments_checked=len(payments),
-        payments_settled=await _settle_all(payments, payment, concurrency),
+        payments_settled=await _settle_all(payments, payment, concurrency, stop),
         refunds_checked=len(refunds),
-        refunds_settled=await _settle_all(refunds, refund, concurrency),
+        refunds_settled=await _settle_all(refunds, refund, concurrency, stop),
     )
     if payments or refunds:
         logger.info("reconciled", extra=asdict(report))
@@ -75,6 +79,7 @@ async def _settle_all(
     pending: Sequence[tuple[uuid.UUID, uuid.UUID]],
     settle: Callable[[uuid.UUID, uuid.UUID], Awaitable[bool]],
     concurrency: int,
+    stop: asyncio.Event | None,
 ) -> int:
     """How many of `pending` are settled, `concurrency` at a time. One record's surprise is
     logged and leaves it pending for the next run; it does not stop the others."""
@@ -82,6 +87,8 @@ async def _settle_all(
 
     async def one(tenant_id: uuid.UUID, record_id: uuid.UUID) -> bool:
         async with gate:
+            if stop is not None and stop.is_set():
+                return False
             try:
                 return await settle(tenant_id, record_id)
             except Exception:
@@ -92,6 +99,8 @@ async def _settle_all(
     # In chunks, so a backlog of a million is not a million tasks at once.
     chunk = concurrency * 50
     for start in range(0, len(pending), chunk):
+        if stop is not None and stop.is_set():
+            break
         part = pending[start : start + chunk]
         settled += sum(await asyncio.gather(*(one(tenant_id, id_) for tenant_id, id_ in part)))
     return settled

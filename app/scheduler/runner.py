@@ -124,6 +124,7 @@ class PaymentRunner:
             self.sessionmaker,
             self.gateway,
             older_than=timedelta(seconds=self.settings.pending_reconcile_after_seconds),
+            stop=self.stop,
         )
         report.reconciled = settled.payments_settled + settled.refunds_settled
         # Housekeeping rides along: keys past their 24 hours are no use to anyone.
