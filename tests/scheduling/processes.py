@@ -34,7 +34,7 @@ from tests.factories import Factory
 from tests.scheduling.helpers import all_payments
 
 RUN_TIMEOUT = 120.0
-POLL = 0.005
+POLL = 0.01
 JWT_SECRET = "process-test-signing-key-" + "k" * 15  # 40 characters
 BARRIER_MODULE = "tests.scheduling.cli_at_barrier"
 

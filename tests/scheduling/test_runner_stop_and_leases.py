@@ -71,13 +71,17 @@ async def test_sigterm_in_a_large_backlog_exits_within_the_bound_and_hands_back_
     )
     runner = await spawn.start(slow, "run-scheduler", "--interval", "60")
 
-    async def charging() -> list[Payment]:
-        """The payments at the gateway now, once a first round of charges is done."""
-        if ledger_summary(str(ledger))["charges"] < CONCURRENCY:
-            return []
-        return [p for p in await all_payments(sessionmaker) if p.status == "pending"]
+    # Stop it once a first round is charged and the next one is at the gateway.
+    def first_round_charged() -> bool:
+        return ledger_summary(str(ledger))["charges"] >= CONCURRENCY
 
-    in_flight = await poll(charging, within=60, what="charges done and others in flight")
+    async def at_the_gateway() -> list[Payment]:
+        async with sessionmaker() as session:
+            pending = select(Payment).where(Payment.status == "pending")
+            return list((await session.execute(pending)).scalars())
+
+    await poll(first_round_charged, within=60, what="a first round of charges")
+    in_flight = await poll(at_the_gateway, within=60, what="the next charges in flight")
     runner.process.send_signal(signal.SIGTERM)
     code, stdout, stderr = await runner.finish(within=STOP_BOUND)
 
