@@ -33,14 +33,14 @@ from tests.scheduling.processes import (
     statuses,
 )
 
-BACKLOG = 300
+BACKLOG = 200
 CONCURRENCY = 8
 # A slow gateway: every charge takes LATENCY seconds, within the gateway timeout.
-LATENCY, GATEWAY_TIMEOUT = 1.0, 3.0
+LATENCY, GATEWAY_TIMEOUT = 1.5, 3.0
 # SIGTERM must end the process once the charges in flight are done, and they are done within
 # the gateway timeout; the margin is for recording them, handing back the rest and exiting on
 # a loaded two-core machine. Charging the whole backlog instead would take more than
-# (300 - 16) / 8 * 1 s = 35 s.
+# (200 - 16) / 8 * 1.5 s = 34 s.
 STOP_BOUND = GATEWAY_TIMEOUT + 12.0
 LEASE_SECONDS = 10  # the shortest BILLING_SCHEDULER_LEASE_SECONDS allows
 
