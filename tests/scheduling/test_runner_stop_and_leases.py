@@ -152,8 +152,8 @@ async def test_a_killed_runners_work_is_finished_by_the_next_run_without_double_
 
     await poll(mid_batch, within=60, what="the runner to be part-way through a batch")
     doomed.process.send_signal(signal.SIGKILL)
-    code, _, _ = await doomed.finish()
     killed_at = datetime.now(UTC)
+    code, _, _ = await doomed.finish()
     assert code == -signal.SIGKILL
 
     left = await statuses(sessionmaker)
