@@ -16,14 +16,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.db_unavailable import database_unavailable_reason
 
 logger = logging.getLogger("billing_portal.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://billing-portal.dev/problems/"
+# How long a client is asked to wait when the database is unavailable: long enough not to
+# pile retries on a restarting server, short enough that a failover is barely noticed.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class AppError(Exception):
@@ -161,6 +167,66 @@ def problem_response(
     )
 
 
+def database_unavailable_response(request: Request) -> JSONResponse:
+    return problem_response(
+        503,
+        detail="The service is temporarily unavailable; retry shortly.",
+        type_slug="service-unavailable",
+        request=request,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def unexpected_error_response(
+    request: Request, exc: BaseException, *, inside_request_context: bool = True
+) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    # Sent from outside the request-id middleware, this answer adds the header itself: the
+    # one error whose id the caller most needs to quote.
+    request_id = getattr(request.state, "request_id", None)
+    return problem_response(
+        500,
+        detail="An unexpected error occurred. Quote the request id when reporting it.",
+        type_slug="internal-error",
+        request=request,
+        headers=None if inside_request_context or not request_id else {"X-Request-ID": request_id},
+    )
+
+
+class ContainUnexpectedErrors:
+    """Answers an error that no exception handler took with the generic 500 problem, and
+    ends it here.
+
+    Left alone, Starlette's outermost ServerErrorMiddleware answers it and then re-raises it
+    to the server, which logs a second traceback as loose text and closes the client's
+    keep-alive connection. Installed innermost, so the request id is still known when the
+    error is logged. After the response has started there is nothing left to answer: the
+    error is logged once and the server ends the incomplete response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                logger.error("unhandled error after the response started", exc_info=exc)
+                return
+            response = unexpected_error_response(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def _clean_loc(loc: Sequence[Any]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
@@ -243,35 +309,32 @@ def install_error_handlers(app: FastAPI) -> None:
             request=request,
         )
 
-    async def operational_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("database unavailable", exc_info=exc)
-        return problem_response(
-            503,
-            detail="The service is temporarily unavailable; retry shortly.",
-            type_slug="service-unavailable",
-            request=request,
-            headers={"Retry-After": "5"},
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Registered for SQLAlchemy's errors and OSError (asyncpg's refused connect arrives
+        # unwrapped). Answered here, in the exception middleware, so that nothing re-raises
+        # to the server, which would drop the client's keep-alive connection.
+        reason = database_unavailable_reason(exc)
+        if reason is None:
+            return unexpected_error_response(request, exc)
+        # One line per request, no traceback: an outage repeats the same one thousands of times.
+        logger.warning(
+            "database unavailable",
+            extra={"reason": reason, "error_class": type(exc).__name__},
         )
+        return database_unavailable_response(request)
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error", exc_info=exc)
-        # This answer is sent from outside the request-id middleware, so it adds the header
-        # itself: the one error whose id the caller most needs to quote.
-        request_id = getattr(request.state, "request_id", None)
-        return problem_response(
-            500,
-            detail="An unexpected error occurred. Quote the request id when reporting it.",
-            type_slug="internal-error",
-            request=request,
-            headers={"X-Request-ID": request_id} if request_id else None,
-        )
+        return unexpected_error_response(request, exc, inside_request_context=False)
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(IntegrityError, integrity_error)
-    app.add_exception_handler(OperationalError, operational_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)
+    app.add_exception_handler(OSError, database_error)
+    # For errors raised in the middleware itself; ContainUnexpectedErrors answers the rest.
     app.add_exception_handler(Exception, unexpected_error)
+    app.add_middleware(ContainUnexpectedErrors)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

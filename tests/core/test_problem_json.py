@@ -3,6 +3,7 @@ domain's errors, oversized bodies and the unexpected ones (which tell nothing in
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -150,7 +151,12 @@ async def error_app(build_app: BuildApp) -> AsyncIterator[tuple[Any, AsyncClient
             "integrity": IntegrityError(
                 "INSERT INTO users (email) VALUES ('secret-value')", {}, Exception("dup key")
             ),
-            "operational": OperationalError("SELECT 1", {}, Exception("secret-value gone")),
+            "operational": OperationalError(
+                "SELECT 1", {}, sqlite3.OperationalError("database is locked (secret-value)")
+            ),
+            "operational-bug": OperationalError(
+                "SELECT 1", {}, sqlite3.OperationalError("no such table: secret-value")
+            ),
             "not-found": NotFound(),
             "unauthorized": Unauthorized(),
             "forbidden": Forbidden(),
@@ -177,7 +183,7 @@ async def test_an_unexpected_error_is_a_generic_500(
         assert set(body) <= {"type", "title", "status", "detail", "instance", "request_id"}
         assert body["request_id"] == "trace-me-123"
         assert "request id" in body["detail"]
-        assert response.headers.get("x-request-id") == "trace-me-123"
+        assert response.headers.get_list("x-request-id") == ["trace-me-123"]
 
 
 async def test_database_errors_tell_no_sql(error_app: tuple[Any, AsyncClient]) -> None:
@@ -189,6 +195,11 @@ async def test_database_errors_tell_no_sql(error_app: tuple[Any, AsyncClient]) -
     assert_problem(unavailable, 503)
     assert unavailable.headers["retry-after"].isdigit()
     assert_no_leak(unavailable.text)
+    # An OperationalError that is no outage (a missing table) is a bug: 500, not "retry".
+    bug = await http.get("/boom/operational-bug")
+    assert_problem(bug, 500, "internal-error")
+    assert "retry-after" not in bug.headers
+    assert_no_leak(bug.text)
 
 
 @pytest.mark.parametrize(
