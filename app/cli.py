@@ -46,7 +46,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
-    migrate(settings)
+    if args.migrate:
+        migrate(settings)
     print(f"billing-portal listening on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(
         "app.main:create_app",
@@ -188,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
+        help="serve without migrating (deploys that run `billing-portal migrate` once first)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=_cmd_migrate)

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from app.core.config import Settings
 from app.core.db import create_engine
+from app.core.migration_lock import migration_lock
 from app.models import Base
 
 config = context.config
@@ -35,13 +36,21 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _run_locked(connection: Connection) -> None:
+    """Replicas that start together migrate one after the other; the later ones find the
+    database at head and do nothing."""
+    with migration_lock(connection):
+        _run_sync(connection)
+        if connection.in_transaction():
+            connection.commit()
+
+
 async def _run_async() -> None:
     settings: Settings = config.attributes.get("settings") or Settings()
     engine = create_engine(settings, sqlite_foreign_keys=False)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run_sync)
-            await connection.commit()
+            await connection.run_sync(_run_locked)
     finally:
         await engine.dispose()
 

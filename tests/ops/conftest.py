@@ -1,4 +1,4 @@
-"""Fixtures for the operations tests: a PostgreSQL cluster of the module's own."""
+"""Fixtures for the operations tests: a PostgreSQL cluster of the run's own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ import pytest
 from tests.ops.private_postgres import PrivatePostgres
 
 
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """Started; a test may stop and start it again (leave it running when done)."""
+@pytest.fixture(scope="session")
+def _private_cluster() -> Iterator[PrivatePostgres]:
     cluster = PrivatePostgres().init()
     cluster.start()
     try:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture
+def private_postgres(_private_cluster: PrivatePostgres) -> PrivatePostgres:
+    """Running when the test starts; a test may stop it (and should start it again, though
+    the next test's fixture restarts one left stopped). Tests use databases of their own."""
+    if not _private_cluster.running():
+        _private_cluster.start()
+    return _private_cluster

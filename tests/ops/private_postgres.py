@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,15 @@ class PrivatePostgres:
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def running(self) -> bool:
+        status = subprocess.run(
+            [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
+            capture_output=True,
+            check=False,
+            **self._as_user,
+        )
+        return status.returncode == 0
+
     def stop_in_background(self, mode: str) -> None:
         """Ask for a stop and return at once (a smart stop waits for the sessions to end)."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-W", "stop")
@@ -132,6 +142,15 @@ class PrivatePostgres:
             text=True,
         )
         return result.stdout
+
+    def create_database(self, prefix: str) -> str:
+        """A new, empty database with a name of its own; returns the name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,9 +67,9 @@ async def test_postgres_connection_terminated_mid_transaction(
 async def test_postgres_database_not_accepting_connections(
     private_postgres: PrivatePostgres,
 ) -> None:
-    private_postgres.psql("CREATE DATABASE closed_for_now")
-    private_postgres.psql("ALTER DATABASE closed_for_now ALLOW_CONNECTIONS false")
-    async with engine_for(private_postgres.url("closed_for_now")) as engine:
+    closed = private_postgres.create_database("closed")
+    private_postgres.psql(f"ALTER DATABASE {closed} ALLOW_CONNECTIONS false")
+    async with engine_for(private_postgres.url(closed)) as engine:
         exc = await error_of(lambda: run(engine, "SELECT 1"))
     assert "not currently accepting connections" in str(exc)
     assert database_unavailable_reason(exc) == "not accepting connections"
@@ -76,8 +77,9 @@ async def test_postgres_database_not_accepting_connections(
 
 async def test_postgres_too_many_connections(private_postgres: PrivatePostgres) -> None:
     # A role allowed no connection meets the same SQLSTATE (53300) as a full server.
-    private_postgres.psql("CREATE ROLE capped LOGIN CONNECTION LIMIT 0")
-    url = private_postgres.url().replace("postgres@", "capped@")
+    role = f"capped_{uuid.uuid4().hex[:8]}"
+    private_postgres.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+    url = private_postgres.url().replace("postgres@", f"{role}@")
     async with engine_for(url) as engine:
         exc = await error_of(lambda: run(engine, "SELECT 1"))
     assert database_unavailable_reason(exc) == "too many connections"

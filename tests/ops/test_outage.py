@@ -23,8 +23,8 @@ RECOVERY_ATTEMPTS = 600  # 0.05 s apart: the first pooled connections are re-mad
 
 @pytest.fixture
 def server(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Server]:
-    private_postgres.psql("CREATE DATABASE outage")
-    env = process_env(private_postgres.url("outage"), tmp_path)
+    database = private_postgres.create_database("outage")
+    env = process_env(private_postgres.url(database), tmp_path)
     created = run_cli(env, "create-staff", "--email", EMAIL, "--password", PASSWORD)
     assert created.returncode == 0, created.stderr
     server = Server(env, tmp_path).start()
