@@ -113,7 +113,7 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
     from app.wiring import build_gateway
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    engine = create_engine(settings)
+    engine = create_engine(settings, kind="runner")
     gateway = build_gateway(settings)
     stop = asyncio.Event()
     runner = PaymentRunner(create_sessionmaker(engine), gateway, settings, stop=stop)

@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_unique_operation_id,
         openapi_url="/openapi.json",
     )
-    engine = create_engine(settings)
+    engine = create_engine(settings, kind="api")
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)

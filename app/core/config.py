@@ -29,7 +29,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "BILLING_DATABASE_URL")
     )
     database_echo: bool = False
-    database_pool_size: int = Field(default=10, ge=1)
+    # Unset: a default for the kind of process (app.core.db.pool_limits); see the README's
+    # "Sizing the connection pools" for the arithmetic against max_connections.
+    database_pool_size: int | None = Field(default=None, ge=1)
+    database_max_overflow: int | None = Field(default=None, ge=0)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_pool_recycle_seconds: int = Field(default=1800, ge=0)
 
     jwt_secret: str | None = None
     jwt_issuer: str = "billing-portal"

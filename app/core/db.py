@@ -8,10 +8,12 @@ read transaction tries to upgrade, which is what makes concurrent payments safe 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -26,10 +28,54 @@ from sqlalchemy.pool import NullPool
 from app.core.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+logger = logging.getLogger("billing_portal.db")
 
 
-def create_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> AsyncEngine:
-    """The engine for the configured database.
+# Which process opens the engine decides how many connections it may hold by default.
+ProcessKind = Literal["api", "runner", "cli"]
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    size: int
+    max_overflow: int
+
+    @property
+    def most(self) -> int:
+        """The most connections one process opens: what the sizing formula counts."""
+        return self.size + self.max_overflow
+
+
+def pool_limits(settings: Settings, kind: ProcessKind) -> PoolLimits:
+    """BILLING_DATABASE_POOL_SIZE / _MAX_OVERFLOW when set, else a default for the kind:
+
+    - api (each `serve` worker process): 5 + 5. A request holds a connection for a few
+      short transactions, never across a gateway call, so 5 carry steady traffic and the
+      overflow absorbs bursts; more would only queue inside PostgreSQL instead of here.
+    - runner (`run-scheduler`): one per charge in flight plus one to claim and one for
+      housekeeping (lease renewal, settling pending payments), no overflow: its own
+      concurrency already bounds what it uses.
+    - cli (migrate, reconcile, create-staff ...): 2 + 2.
+    """
+    defaults = {
+        "api": PoolLimits(5, 5),
+        "runner": PoolLimits(settings.scheduler_concurrency + 2, 0),
+        "cli": PoolLimits(2, 2),
+    }[kind]
+    return PoolLimits(
+        size=settings.database_pool_size or defaults.size,
+        max_overflow=(
+            defaults.max_overflow
+            if settings.database_max_overflow is None
+            else settings.database_max_overflow
+        ),
+    )
+
+
+def create_engine(
+    settings: Settings, *, kind: ProcessKind = "cli", sqlite_foreign_keys: bool = True
+) -> AsyncEngine:
+    """The engine for the configured database, its pool sized for the kind of process.
 
     Migrations pass `sqlite_foreign_keys=False`: batch mode rebuilds a table by copy, drop
     and rename, and with foreign keys on the drop would cascade into the child tables.
@@ -39,11 +85,27 @@ def create_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> As
         return _create_sqlite_engine(
             url, echo=settings.database_echo, foreign_keys=sqlite_foreign_keys
         )
+    limits = pool_limits(settings, kind)
+    logger.info(
+        "database pool",
+        extra={
+            "process_kind": kind,
+            "pool_size": limits.size,
+            "max_overflow": limits.max_overflow,
+            "pool_timeout_seconds": settings.database_pool_timeout_seconds,
+        },
+    )
     return create_async_engine(
         url,
         echo=settings.database_echo,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        pool_size=limits.size,
+        max_overflow=limits.max_overflow,
+        # A request waits this long for a free connection, then answers 503 (a pool
+        # TimeoutError counts as "database unavailable").
+        pool_timeout=settings.database_pool_timeout_seconds,
+        # Re-open connections older than this, before a firewall or a pooler in between
+        # drops them silently (0: never).
+        pool_recycle=settings.database_pool_recycle_seconds or -1,
         pool_pre_ping=True,
     )
 

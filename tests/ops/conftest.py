@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.core.conftest import build_app
 from tests.ops.private_postgres import PrivatePostgres
+
+__all__ = ["build_app", "private_postgres"]
 
 
 @pytest.fixture(scope="session")
