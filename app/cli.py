@@ -45,19 +45,22 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.core.metrics import serve_metrics
+
     settings = get_settings()
     if args.migrate:
         migrate(settings)
     print(f"billing-portal listening on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-        log_level="warning",
-    )
+    with serve_metrics(settings, workers=args.workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+            log_level="warning",
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
+from app.core.metrics import HttpMetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetricsMiddleware)  # outermost: it sees every answer
 
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=3600)
     log_level: str = "INFO"
     log_json: bool = True
+    # Prometheus /metrics on a port of its own, never the API's (app/core/metrics.py).
+    metrics_enabled: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
 
     payment_gateway: str = "fake"
     stripe_api_key: str | None = None
