@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging, uvicorn_log_config
 
 if TYPE_CHECKING:
     from app.payments.reconcile import ReconcileReport
@@ -59,7 +62,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
-            log_level="warning",
+            # uvicorn's own lines as JSON; its access log is off: billing_portal.access
+            # writes one line per request, with the request id and duration.
+            log_config=uvicorn_log_config(settings.log_level, json_lines=settings.log_json),
+            log_level=settings.log_level.lower(),
+            access_log=False,
         )
     return 0
 
@@ -250,8 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command logs JSON lines on stderr (as configured); one that fails unexpectedly
+    logs its traceback inside one record and exits 1."""
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    configure_logging()
+    log = logging.getLogger("billing_portal.cli")
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        log.error(
+            "invalid settings", extra={"errors": exc.errors(include_url=False, include_input=False)}
+        )
+        return 2
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        log.exception("command failed", extra={"command": args.command})
+        return 1
     return result
 
 

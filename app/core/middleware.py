@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.card_numbers import contains_card_number
 from app.core.errors import PROBLEM_TYPE_BASE
 from app.core.logging import request_id_var
 
@@ -20,33 +21,6 @@ logger = logging.getLogger("billing_portal.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Digits, optionally grouped by single spaces or dashes as people type card numbers.
-_CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
-# Ids are UUIDs, whose dash-separated groups join into a Luhn-valid run of digits about once
-# in 400: a UUID is never a card number (no group of one is long enough to be one).
-_UUID = re.compile(
-    r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])"
-)
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def contains_card_number(text: str) -> bool:
-    for match in _CARD_CANDIDATE.finditer(_UUID.sub(" ", text)):
-        digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return True
-    return False
 
 
 def _strings(value: Any) -> Iterator[str]:

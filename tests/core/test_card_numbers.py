@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from app.core.middleware import contains_card_number, luhn_valid
+from app.core.card_numbers import contains_card_number, luhn_valid
 from app.models import Client
 from tests.factories import Factory, assert_problem, count_rows
 
@@ -45,6 +45,10 @@ def test_luhn_refuses_invalid_numbers(number: str) -> None:
         VISA_13,
         NINETEEN,
         f"first 1234, then {DISCOVER}",
+        "4111.1111.1111.1111",
+        "4111/1111/1111/1111",
+        "4111  1111  1111  1111",
+        "4111 - 1111 - 1111 - 1111".replace(" - ", "- "),
     ],
 )
 def test_card_numbers_are_found(text: str) -> None:
@@ -66,6 +70,9 @@ def test_card_numbers_are_found(text: str) -> None:
         "2026-11-25",
         "4111111111111111".replace("1", "a"),
         "41111 1111 1111 1112",
+        "4111 1111 ... 1111 1111",  # too far apart to be one number
+        "4111111111111111aaaa111111111111",  # an id's 32 hex digits
+        "0f8e4c1a-4b1e-4c6a-9f1e-411111111111",  # a UUID
     ],
 )
 def test_other_digits_are_not_card_numbers(text: str) -> None:
