@@ -9,16 +9,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-# Dependencies first, read from pyproject.toml, so that a code change reuses this layer.
+# Dependencies first, exactly as locked (versions and hashes: python3 dev.py lock), so that a
+# code change reuses this layer and every build installs the same files.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install --upgrade pip \
- && pip install -r /tmp/requirements.txt
 COPY app ./app
 COPY alembic.ini ./
 COPY migrations ./migrations
 # Editable, so the code stays in /app beside alembic.ini and migrations/, where the CLI looks.
-RUN pip install --no-deps -e . && python -m compileall -q app migrations
+# No dependencies here: they came from the lock; pip check fails the build if it lacks one.
+RUN pip install --no-deps -e . && pip check && python -m compileall -q app migrations
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \

@@ -4,13 +4,16 @@ PYTHON ?= python3
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint openapi check-migrations clean
+.PHONY: help setup lock run test lint openapi check-migrations clean
 
 help:
 	@$(PYTHON) dev.py --help
 
 setup:
 	$(PYTHON) dev.py setup
+
+lock:
+	$(PYTHON) dev.py lock $(ARGS)
 
 run:
 	$(PYTHON) dev.py run $(ARGS)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Developer commands for billing-portal: nothing to install first but Python 3.11+.
 
-The first command creates the virtualenv (.venv, or $BILLING_DEV_VENV) and installs the
-project into it; a changed pyproject.toml is reinstalled on the next command.
+The first command creates the virtualenv (.venv, or $BILLING_DEV_VENV) and installs into it
+the locked dependencies (requirements-dev.lock: exact versions and hashes), then the project
+itself; a changed pyproject.toml or lock file is reinstalled on the next command.
+`python3 dev.py lock` regenerates the lock files from pyproject.toml.
 """
 
 import argparse
@@ -25,6 +27,30 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / os.environ.get("BILLING_DEV_VENV", ".venv")  # an absolute value replaces ROOT
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".billing-dev-pyproject.sha256"
+# What runs the service (the Dockerfile installs it) and that plus the dev tools (here, CI).
+LOCK = ROOT / "requirements.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
+LOCK_PYTHON = "3.11"  # the oldest Python the project supports; the locks hold for every newer one
+# Run in the venv after an install: is every requirement of the project and its dev extra
+# met by what the lock installed? (pip itself checks neither the extra nor a stale lock.)
+UNMET_REQUIREMENTS = """
+import importlib.metadata as md
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    from pip._vendor.packaging.requirements import Requirement
+for line in md.requires("billing-portal") or []:
+    req = Requirement(line)
+    if req.marker and not req.marker.evaluate({"extra": "dev"}):
+        continue
+    try:
+        version = md.version(req.name)
+    except md.PackageNotFoundError:
+        print(f"{req} (not in the lock)")
+        continue
+    if not req.specifier.contains(version, prereleases=True):
+        print(f"{req} (the lock has {version})")
+"""
 CACHES = [".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"]
 
 
@@ -83,26 +109,81 @@ def pip(*args: str) -> None:
         sys.exit(f"dev.py: error: pip install {' '.join(args)} failed (exit {code}); log: {log}")
 
 
+def create_venv() -> None:
+    if Path(tool("python")).exists():
+        return
+    note(f"creating virtualenv {VENV} with Python {sys.version.split()[0]}")
+    if call([sys.executable, "-m", "venv", str(VENV)]) != 0:
+        sys.exit(
+            f"dev.py: error: could not create {VENV}; "
+            "on Debian/Ubuntu the venv module comes with the python3-venv package"
+        )
+    note("upgrading pip")
+    pip("--upgrade", "pip")
+
+
 def bootstrap() -> None:
-    """Create the virtualenv when missing; install the project when pyproject.toml changed."""
-    python = tool("python")
-    if not Path(python).exists():
-        note(f"creating virtualenv {VENV} with Python {sys.version.split()[0]}")
-        if call([sys.executable, "-m", "venv", str(VENV)]) != 0:
-            sys.exit(
-                f"dev.py: error: could not create {VENV}; "
-                "on Debian/Ubuntu the venv module comes with the python3-venv package"
-            )
-        note("upgrading pip")
-        pip("--upgrade", "pip")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create the virtualenv when missing; install the locked dependencies and the project
+    when pyproject.toml or the lock changed."""
+    create_venv()
+    if not DEV_LOCK.exists():
+        sys.exit(f"dev.py: error: {DEV_LOCK.name} is missing: run `python3 dev.py lock`")
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + DEV_LOCK.read_bytes()
+    ).hexdigest()
     if not STAMP.exists() or STAMP.read_text().strip() != digest:
-        note("installing the project with its dev tools (pip install -e '.[dev]'), please wait")
-        pip("-e", ".[dev]")
+        note(f"installing the locked dependencies ({DEV_LOCK.name}) and the project, please wait")
+        pip("--require-hashes", "-r", str(DEV_LOCK))
+        pip("--no-deps", "-e", ".")
+        unmet = subprocess.run(  # noqa: S603
+            [tool("python"), "-c", UNMET_REQUIREMENTS], capture_output=True, text=True
+        ).stdout.strip()
+        if unmet:
+            sys.exit(
+                f"dev.py: error: {DEV_LOCK.name} does not meet pyproject.toml:\n{unmet}\n"
+                "run `python3 dev.py lock` (and commit both lock files)"
+            )
         STAMP.write_text(digest + "\n")
     # Children (tests that run billing-portal, alembic's env.py ...) find the venv's tools first.
     os.environ["VIRTUAL_ENV"] = str(VENV)
     os.environ["PATH"] = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
+
+
+def _dev_pin(name: str) -> str:
+    """The `name==version` pinned among pyproject.toml's dev dependencies."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["optional-dependencies"]["dev"]:
+        if requirement.split("==")[0].strip().lower() == name:
+            return str(requirement)
+    sys.exit(f"dev.py: error: pyproject.toml pins no {name} among the dev dependencies")
+
+
+def cmd_lock(upgrade: bool) -> int:
+    """Resolve pyproject.toml into the lock files with uv (pinned in the dev dependencies):
+    for every platform and Python 3.11+, with the hashes of every file of each release.
+    Versions already locked are kept unless --upgrade; then reinstall from the new lock."""
+    create_venv()
+    pip(_dev_pin("uv"))
+    env = {**os.environ, "UV_CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    common = ["--universal", "--generate-hashes", "--python-version", LOCK_PYTHON, "--quiet"]
+    if upgrade:
+        common.append("--upgrade")
+    # The dev lock first, as the superset; the runtime lock takes the same versions from it.
+    steps = {
+        DEV_LOCK: ["--extra", "dev"],
+        LOCK: ["--constraint", DEV_LOCK.name],
+    }
+    for lock, extra in steps.items():
+        note(f"lock: resolving {lock.name}")
+        argv = [tool("uv"), "pip", "compile", "pyproject.toml", *extra, *common, "-o", lock.name]
+        code = call(argv, env)
+        if code != 0:
+            return fail(f"uv pip compile for {lock.name} failed (exit {code})")
+    bootstrap()
+    note(f"lock: wrote {LOCK.name} and {DEV_LOCK.name}; commit both")
+    return 0
 
 
 def cmd_run(host: str, port: int) -> int:
@@ -202,6 +283,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("check-migrations", help="alembic upgrade head + check on a scratch SQLite")
     sub.add_parser("openapi", help="write openapi/openapi.json")
     sub.add_parser("setup", help="only create or refresh the virtualenv")
+    lock = sub.add_parser("lock", help="regenerate the lock files from pyproject.toml")
+    lock.add_argument(
+        "--upgrade", action="store_true", help="newest allowed versions, not the locked ones"
+    )
     clean = sub.add_parser("clean", help="remove caches and build output")
     clean.add_argument("--venv", action="store_true", help="remove the virtualenv too")
     return p
@@ -219,6 +304,8 @@ def main(argv: list[str]) -> int:
         return cmd_check_migrations()
     if args.command == "openapi":
         return cmd_openapi()
+    if args.command == "lock":
+        return cmd_lock(args.upgrade)
     if args.command == "clean":
         return cmd_clean(args.venv)
     bootstrap()  # setup
