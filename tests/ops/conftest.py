@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.core.conftest import build_app
 from tests.ops.private_postgres import PrivatePostgres
+from tests.ops.serve_process import Server
 
-__all__ = ["build_app", "private_postgres"]
+__all__ = ["build_app", "private_postgres", "serve"]
+
+StartServer = Callable[..., Server]
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,19 @@ def private_postgres(_private_cluster: PrivatePostgres) -> PrivatePostgres:
     if not _private_cluster.running():
         _private_cluster.start()
     return _private_cluster
+
+
+@pytest.fixture
+def serve() -> Iterator[StartServer]:
+    """`serve(env, workdir, *args)` starts `billing-portal serve`; whatever the test leaves
+    running is stopped when it ends, even after a failed assertion."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], workdir: Path, *args: str) -> Server:
+        server = Server(env, workdir, args=args).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -55,6 +55,12 @@ def run_cli(
     )
 
 
+def connection_of(response: httpx.Response) -> object:
+    """The local address of the TCP connection a response came on: the same address for
+    two responses means the connection was kept."""
+    return response.extensions["network_stream"].get_extra_info("client_addr")
+
+
 @dataclass
 class Server:
     """One `serve` process; its stdout and stderr go to files, read when it has stopped."""

@@ -16,7 +16,8 @@ import pytest
 
 from app.core.card_numbers import REDACTED
 from app.core.logging import JsonFormatter, RedactCardNumbers
-from tests.ops.serve_process import Server, process_env, run_cli
+from tests.ops.conftest import StartServer
+from tests.ops.serve_process import connection_of, process_env, run_cli
 
 CARD = "4111111111111111"
 SPACED_CARD = "4242 4242 4242 4242"
@@ -39,36 +40,30 @@ def assert_no_card_number(text: str) -> None:
         assert number not in text
 
 
-def test_serve_writes_only_json_lines(tmp_path: Path) -> None:
+def test_serve_writes_only_json_lines(tmp_path: Path, serve: StartServer) -> None:
     database = tmp_path / "logs.db"
-    env = process_env(f"sqlite+aiosqlite:///{database}", tmp_path)
-    server = Server(env, tmp_path).start()
-    try:
-        server.wait_healthy()
-        with httpx.Client(base_url=server.base_url) as http:
-            traced = http.get("/healthz", headers={"X-Request-ID": "trace-the-logs-1"})
-            assert traced.status_code == 200
-            assert http.get(f"/api/v1/invoices/{CARD}").status_code == 401
-            # A forced failure: the table a sign-in reads is gone. The SQL error's text
-            # carries the username given, a card number here.
-            with sqlite3.connect(database) as connection:
-                connection.execute("ALTER TABLE users RENAME TO users_gone")
-            failed = http.post(
-                "/api/v1/auth/token", data={"username": SPACED_CARD, "password": DASHED_CARD}
-            )
-            assert failed.status_code == 500
-            failed_id = failed.headers["x-request-id"]
-            after = http.get("/healthz")
-            # The unexpected error did not cost the client its keep-alive connection.
-            stream = "network_stream"
-            assert after.extensions[stream].get_extra_info("client_addr") == failed.extensions[
-                stream
-            ].get_extra_info("client_addr")
-        with socket.create_connection(("127.0.0.1", server.port)) as raw:
-            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-            assert raw.recv(1024).startswith(b"HTTP/1.1 400")
-    finally:
-        assert server.stopped_cleanly()
+    server = serve(process_env(f"sqlite+aiosqlite:///{database}", tmp_path), tmp_path)
+    server.wait_healthy()
+    with httpx.Client(base_url=server.base_url) as http:
+        traced = http.get("/healthz", headers={"X-Request-ID": "trace-the-logs-1"})
+        assert traced.status_code == 200
+        assert http.get(f"/api/v1/invoices/{CARD}").status_code == 401
+        # A forced failure: the table a sign-in reads is gone. The SQL error's text
+        # carries the username given, a card number here.
+        with sqlite3.connect(database) as connection:
+            connection.execute("ALTER TABLE users RENAME TO users_gone")
+        failed = http.post(
+            "/api/v1/auth/token", data={"username": SPACED_CARD, "password": DASHED_CARD}
+        )
+        assert failed.status_code == 500
+        failed_id = failed.headers["x-request-id"]
+        after = http.get("/healthz")
+        # The unexpected error did not cost the client its keep-alive connection.
+        assert connection_of(after) == connection_of(failed)
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert raw.recv(1024).startswith(b"HTTP/1.1 400")
+    assert server.stopped_cleanly()
 
     stderr = server.stderr()
     records = json_lines(stderr)

@@ -6,7 +6,6 @@ own server, with the money path's metrics."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ from app.core.metrics import (
     time_gateway_call,
 )
 from tests.core.conftest import BuildApp
+from tests.ops.conftest import StartServer
 from tests.ops.private_postgres import free_port
 from tests.ops.serve_process import Server, process_env
 
@@ -48,22 +48,17 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def metrics_server(tmp_path: Path, *args: str, **env: str) -> Server:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}"
-    return Server(process_env(url, tmp_path, **env), tmp_path, args=args)
+def sqlite_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    return process_env(f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}", tmp_path, **env)
 
 
 @pytest.fixture
-def serving(tmp_path: Path) -> Iterator[tuple[Server, int]]:
+def serving(tmp_path: Path, serve: StartServer) -> tuple[Server, int]:
     port = free_port()
-    server = metrics_server(
-        tmp_path, BILLING_METRICS_ENABLED="true", BILLING_METRICS_PORT=str(port)
-    ).start()
-    try:
-        server.wait_healthy()
-        yield server, port
-    finally:
-        assert server.stopped_cleanly(), server.stderr()[-2000:]
+    env = sqlite_env(tmp_path, BILLING_METRICS_ENABLED="true", BILLING_METRICS_PORT=str(port))
+    server = serve(env, tmp_path)
+    server.wait_healthy()
+    return server, port
 
 
 def test_requests_are_counted_by_route_template_and_status(serving: tuple[Server, int]) -> None:
@@ -87,38 +82,29 @@ def test_requests_are_counted_by_route_template_and_status(serving: tuple[Server
     assert value(samples, f"{histogram}_sum", method="GET", route=INVOICE_ROUTE) > 0
     every_label = {v for (_name, labels) in samples for (_k, v) in labels}
     assert not any(invoice_id in label for invoice_id in ids for label in every_label)
+    assert server.stopped_cleanly()
 
 
-def test_metrics_are_off_unless_enabled(tmp_path: Path) -> None:
+def test_metrics_are_off_unless_enabled(tmp_path: Path, serve: StartServer) -> None:
     port = free_port()
-    server = metrics_server(tmp_path, BILLING_METRICS_PORT=str(port)).start()
-    try:
-        server.wait_healthy()
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{port}/metrics")
-        assert httpx.get(f"{server.base_url}/metrics").status_code == 404
-    finally:
-        assert server.stopped_cleanly()
+    server = serve(sqlite_env(tmp_path, BILLING_METRICS_PORT=str(port)), tmp_path)
+    server.wait_healthy()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics")
+    assert httpx.get(f"{server.base_url}/metrics").status_code == 404
 
 
-def test_several_workers_are_added_up(tmp_path: Path) -> None:
+def test_several_workers_are_added_up(tmp_path: Path, serve: StartServer) -> None:
     port = free_port()
-    server = metrics_server(
-        tmp_path,
-        "--workers",
-        "2",
-        BILLING_METRICS_ENABLED="true",
-        BILLING_METRICS_PORT=str(port),
-    ).start()
+    env = sqlite_env(tmp_path, BILLING_METRICS_ENABLED="true", BILLING_METRICS_PORT=str(port))
+    server = serve(env, tmp_path, "--workers", "2")
     requests = 40
-    try:
-        server.wait_healthy()
-        before = scrape(port)
-        for _ in range(requests):  # a new connection each time, so both workers answer
-            assert httpx.get(f"{server.base_url}/api/v1/invoices/{uuid.uuid4()}").status_code == 401
-        after = scrape(port)
-    finally:
-        assert server.stopped_cleanly()
+    server.wait_healthy()
+    before = scrape(port)
+    for _ in range(requests):  # a new connection each time, so both workers answer
+        assert httpx.get(f"{server.base_url}/api/v1/invoices/{uuid.uuid4()}").status_code == 401
+    after = scrape(port)
+    assert server.stopped_cleanly()
     labels = {"method": "GET", "route": INVOICE_ROUTE, "status": "401"}
     counted = value(after, "billing_http_requests_total", **labels) - value(
         before, "billing_http_requests_total", **labels

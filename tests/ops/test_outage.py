@@ -6,14 +6,14 @@ same connection (none is reset); once it is back the server recovers by itself."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.ops.conftest import StartServer
 from tests.ops.private_postgres import PrivatePostgres
-from tests.ops.serve_process import Server, process_env, run_cli
+from tests.ops.serve_process import Server, connection_of, process_env, run_cli
 
 EMAIL = "ops@outage.example"
 PASSWORD = "a long outage password"
@@ -22,22 +22,14 @@ RECOVERY_ATTEMPTS = 600  # 0.05 s apart: the first pooled connections are re-mad
 
 
 @pytest.fixture
-def server(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Server]:
+def server(private_postgres: PrivatePostgres, tmp_path: Path, serve: StartServer) -> Server:
     database = private_postgres.create_database("outage")
     env = process_env(private_postgres.url(database), tmp_path)
     created = run_cli(env, "create-staff", "--email", EMAIL, "--password", PASSWORD)
     assert created.returncode == 0, created.stderr
-    server = Server(env, tmp_path).start()
-    try:
-        server.wait_healthy()
-        yield server
-    finally:
-        server.stop()
-
-
-def connection_of(response: httpx.Response) -> object:
-    """The local address of the TCP connection the response came on."""
-    return response.extensions["network_stream"].get_extra_info("client_addr")
+    server = serve(env, tmp_path)
+    server.wait_healthy()
+    return server
 
 
 class KeepAliveClient:

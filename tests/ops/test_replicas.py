@@ -19,8 +19,9 @@ from alembic.script import ScriptDirectory
 from app.cli import PROJECT_ROOT, alembic_config
 from app.core.config import Settings
 from app.core.migration_lock import MIGRATION_LOCK_KEY
+from tests.ops.conftest import StartServer
 from tests.ops.private_postgres import PrivatePostgres
-from tests.ops.serve_process import Server, process_env, run_cli
+from tests.ops.serve_process import process_env, run_cli
 
 REPLICAS = 3
 
@@ -41,35 +42,33 @@ def scratch_postgres(private_postgres: PrivatePostgres) -> Iterator[str]:
         private_postgres.drop_database(name)
 
 
-def start_together_and_check(database_url: str, workdir: Path) -> None:
-    servers = [
-        Server(process_env(database_url, workdir / f"replica{n}"), workdir) for n in range(REPLICAS)
-    ]
+def start_together_and_check(database_url: str, workdir: Path, serve: StartServer) -> None:
+    envs = []
+    for n in range(REPLICAS):
+        (workdir / f"replica{n}").mkdir()
+        envs.append(process_env(database_url, workdir / f"replica{n}"))
+    servers = [serve(env, workdir) for env in envs]  # as close together as processes start
     for server in servers:
-        (workdir / f"replica{servers.index(server)}").mkdir()
-    try:
-        for server in servers:  # as close together as processes can be started
-            server.start()
-        for server in servers:
-            server.wait_healthy()
-            ready = httpx.get(f"{server.base_url}/readyz")
-            assert ready.status_code == 200, (ready.text, server.stderr()[-2000:])
-    finally:
-        for server in servers:
-            assert server.stopped_cleanly(), server.stderr()[-2000:]
+        server.wait_healthy()
+        ready = httpx.get(f"{server.base_url}/readyz")
+        assert ready.status_code == 200, (ready.text, server.stderr()[-2000:])
+    stops = [server.stopped_cleanly() for server in servers]
+    assert all(stops), [server.stderr()[-2000:] for server in servers]
 
 
 def test_three_replicas_start_together_on_an_empty_postgres(
-    private_postgres: PrivatePostgres, scratch_postgres: str, tmp_path: Path
+    private_postgres: PrivatePostgres, scratch_postgres: str, tmp_path: Path, serve: StartServer
 ) -> None:
-    start_together_and_check(private_postgres.url(scratch_postgres), tmp_path)
+    start_together_and_check(private_postgres.url(scratch_postgres), tmp_path, serve)
     versions = private_postgres.psql("SELECT version_num FROM alembic_version", scratch_postgres)
     assert versions.split() == [head_revision()]
 
 
-def test_three_replicas_start_together_on_an_empty_sqlite_file(tmp_path: Path) -> None:
+def test_three_replicas_start_together_on_an_empty_sqlite_file(
+    tmp_path: Path, serve: StartServer
+) -> None:
     path = tmp_path / "replicas.db"
-    start_together_and_check(f"sqlite+aiosqlite:///{path}", tmp_path)
+    start_together_and_check(f"sqlite+aiosqlite:///{path}", tmp_path, serve)
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
             (head_revision(),)
@@ -77,19 +76,17 @@ def test_three_replicas_start_together_on_an_empty_sqlite_file(tmp_path: Path) -
 
 
 def test_serve_no_migrate_leaves_the_schema_alone(
-    private_postgres: PrivatePostgres, scratch_postgres: str, tmp_path: Path
+    private_postgres: PrivatePostgres, scratch_postgres: str, tmp_path: Path, serve: StartServer
 ) -> None:
     env = process_env(private_postgres.url(scratch_postgres), tmp_path)
-    server = Server(env, tmp_path, args=("--no-migrate",)).start()
-    try:
-        server.wait_healthy()
-        assert httpx.get(f"{server.base_url}/readyz").status_code == 200
-        assert private_postgres.psql("SELECT to_regclass('alembic_version')", scratch_postgres) in (
-            "",
-            "\n",
-        )
-    finally:
-        assert server.stopped_cleanly()
+    server = serve(env, tmp_path, "--no-migrate")
+    server.wait_healthy()
+    assert httpx.get(f"{server.base_url}/readyz").status_code == 200
+    assert private_postgres.psql("SELECT to_regclass('alembic_version')", scratch_postgres) in (
+        "",
+        "\n",
+    )
+    assert server.stopped_cleanly()
     migrated = run_cli(env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     versions = private_postgres.psql("SELECT version_num FROM alembic_version", scratch_postgres)
@@ -135,7 +132,10 @@ def test_a_migrator_waits_for_the_advisory_lock(
         holder.stdin.write(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY});\n\\q\n")
         holder.stdin.flush()
         holder.wait(30)
-    _out, err = migrator.communicate(timeout=120)
+        try:
+            _out, err = migrator.communicate(timeout=120)
+        finally:
+            migrator.kill()  # a no-op when it has exited, as it should have
     assert migrator.returncode == 0, err
     versions = private_postgres.psql("SELECT version_num FROM alembic_version", scratch_postgres)
     assert versions.split() == [head_revision()]
