@@ -1,0 +1,38 @@
+"""The tenant's event log, newest first, each filter backed by an index of its own."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from app.core.errors import NotFound
+from app.core.pagination import PageParams
+from app.core.repository import Repository, paginate
+from app.models import Event
+
+
+class EventNotFound(NotFound):
+    default_detail = "No such event."
+
+
+class EventRepository(Repository[Event]):
+    model = Event
+    not_found = EventNotFound
+
+    async def page(
+        self,
+        params: PageParams,
+        *,
+        type_: str | None,
+        client_id: uuid.UUID | None,
+        since: datetime | None,
+    ) -> tuple[list[Event], str | None]:
+        # (tenant_id, type | client_id, created_at, id): each filter walks its own index.
+        stmt = self.readable()
+        if type_ is not None:
+            stmt = stmt.where(Event.type == type_)
+        if client_id is not None:
+            stmt = stmt.where(Event.client_id == client_id)
+        if since is not None:
+            stmt = stmt.where(Event.created_at >= since)
+        return await paginate(self.session, stmt, params, [Event.created_at, Event.id])
