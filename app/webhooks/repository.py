@@ -139,7 +139,8 @@ class WebhookQueue:
         for event in events:
             for endpoint in endpoints[event.tenant_id]:
                 wanted = endpoint.event_types is None or event.type in endpoint.event_types
-                if wanted and endpoint.created_at <= event.created_at:
+                # Ids are time-ordered: only events recorded after the endpoint was made.
+                if wanted and event.id > endpoint.id:
                     self.session.add(
                         WebhookDelivery(
                             tenant_id=event.tenant_id,

@@ -13,6 +13,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import Conflict, Unprocessable
 from app.core.events import record_event
+from app.core.ids import time_ordered_uuid
 from app.core.principal import Principal
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
@@ -41,7 +42,8 @@ class WebhookService:
     async def create(self, data: WebhookEndpointCreate) -> tuple[WebhookEndpoint, str]:
         await self._check_url(data.url)
         secret = new_secret()
-        endpoint_id = uuid.uuid4()
+        # Time-ordered, like event ids: the endpoint gets the events recorded after it.
+        endpoint_id = time_ordered_uuid()
         endpoint = WebhookEndpoint(
             id=endpoint_id,
             tenant_id=self.principal.tenant_id,
