@@ -3,7 +3,7 @@ receiver on loopback, and the reference library verifying on the service's clock
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,7 @@ async def hooks(
     client: AsyncClient,
     webhook_settings: Settings,
     app: Any,
-) -> AsyncIterator[Hooks]:
+) -> Hooks:
     tenant = await factory.tenant()
     staff = await factory.staff(tenant)
-    yield Hooks(client, factory, staff.user, webhook_settings, app.state.sessionmaker)
+    return Hooks(client, factory, staff.user, webhook_settings, app.state.sessionmaker)

@@ -51,8 +51,11 @@ async def test_a_delivery_sent_but_not_recorded_is_sent_once_more(
     dying = hooks.deliverer()
     (claim,) = await dying.work.claim(10)
     sending = asyncio.create_task(dying.work.process(claim))
-    while not receiver.received:  # it reached the receiver ...
+    for _ in range(1000):  # it reached the receiver (bounded: 10 s at most) ...
+        if receiver.received:
+            break
         await asyncio.sleep(0.01)
+    assert receiver.received
     sending.cancel()  # ... and died before the answer was recorded
     await asyncio.gather(sending, return_exceptions=True)
     [row] = await hooks.rows(endpoint["id"])
