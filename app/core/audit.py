@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from fastapi import Header
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import Unprocessable
 from app.core.logging import request_id_var
 from app.core.principal import Principal
 
@@ -71,15 +72,30 @@ def audit_reason(
         Header(
             alias="X-Audit-Reason",
             min_length=1,
-            max_length=MAX_REASON_LENGTH,
-            description="Why you make this change (up to 500 characters): kept with the events "
-            "it records, in the audit trail (`GET /events`).",
+            description="Why you make this change, in UTF-8, up to 500 characters: kept with "
+            "the events it records, in the audit trail (`GET /events`).",
         ),
     ] = None,
 ) -> None:
+    if x_audit_reason is None:
+        return
+    reason = _utf8(x_audit_reason)
+    if len(reason) > MAX_REASON_LENGTH:
+        raise Unprocessable(
+            f"X-Audit-Reason may be at most {MAX_REASON_LENGTH} characters.",
+            loc=("header", "X-Audit-Reason"),
+        )
     context = _context.get()
     if context is not None:
-        context.reason = x_audit_reason
+        context.reason = reason
+
+
+def _utf8(header: str) -> str:
+    """Header values arrive as Latin-1 text; a reason is sent as UTF-8 bytes."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return header
 
 
 class AuditContextMiddleware:

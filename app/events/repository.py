@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import Select
+
 from app.core.errors import NotFound
 from app.core.pagination import PageParams
 from app.core.repository import Repository, paginate
 from app.models import Event
+
+LISTING_ORDER = (Event.created_at, Event.id)
 
 
 class EventNotFound(NotFound):
@@ -23,11 +27,22 @@ class EventRepository(Repository[Event]):
         self,
         params: PageParams,
         *,
-        type_: str | None,
-        client_id: uuid.UUID | None,
-        since: datetime | None,
+        type_: str | None = None,
+        client_id: uuid.UUID | None = None,
+        since: datetime | None = None,
     ) -> tuple[list[Event], str | None]:
-        # (tenant_id, type | client_id, created_at, id): each filter walks its own index.
+        stmt = self.listing(type_=type_, client_id=client_id, since=since)
+        return await paginate(self.session, stmt, params, list(LISTING_ORDER))
+
+    def listing(
+        self,
+        *,
+        type_: str | None = None,
+        client_id: uuid.UUID | None = None,
+        since: datetime | None = None,
+    ) -> Select[Event]:
+        """The events asked for; (tenant_id, type or client_id, created_at, id): each filter
+        walks an index of its own, newest first."""
         stmt = self.readable()
         if type_ is not None:
             stmt = stmt.where(Event.type == type_)
@@ -35,4 +50,4 @@ class EventRepository(Repository[Event]):
             stmt = stmt.where(Event.client_id == client_id)
         if since is not None:
             stmt = stmt.where(Event.created_at >= since)
-        return await paginate(self.session, stmt, params, [Event.created_at, Event.id])
+        return stmt
