@@ -184,11 +184,14 @@ async def test_an_event_exists_exactly_when_its_transaction_commits(factory: Fac
             data={"id": str(world.client.id)},
         )
 
-    with pytest.raises(RuntimeError):
+    async def failing_change() -> None:
         async with transaction(factory.sessionmaker) as session:
             record(session)
             await session.flush()
             raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
     assert await count_rows(factory, Event) == 0
     async with transaction(factory.sessionmaker) as session:
         committed = record(session)
