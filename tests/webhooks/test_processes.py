@@ -5,7 +5,6 @@ order per endpoint; one killed mid-send leaves its claim to come back after the 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from datetime import timedelta
@@ -21,6 +20,7 @@ from app.core.config import Settings
 from app.scheduler.runner import PaymentRunner
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import Factory
+from tests.scheduling.test_runner_processes import runner_env
 from tests.webhooks.helpers import Hooks, names_of, verified
 from tests.webhooks.receiver import Answer, Receiver
 
@@ -38,24 +38,17 @@ async def live(
 
 
 def deliverer_env(database_url: str, workdir: Path, **overrides: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("BILLING_") and k != "DATABASE_URL"
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "BILLING_ENV": "test",
-            # The key the endpoints' secrets were sealed with (derived from it).
-            "BILLING_JWT_SECRET": TEST_JWT_SECRET,
-            "BILLING_DATA_DIR": str(workdir),
-            "BILLING_WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
-            "BILLING_WEBHOOKS_CONCURRENCY": "4",
-            "BILLING_LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-            **overrides,
-        }
+    """The runner tests' environment, with the key the endpoints' secrets were sealed with
+    (derived from the suite's JWT key) and loopback receivers allowed."""
+    return runner_env(
+        database_url,
+        workdir,
+        BILLING_JWT_SECRET=TEST_JWT_SECRET,
+        BILLING_WEBHOOKS_ALLOW_PRIVATE_URLS="true",
+        BILLING_WEBHOOKS_CONCURRENCY="4",
+        BILLING_LOG_LEVEL="WARNING",
+        **overrides,
     )
-    return env
 
 
 async def start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
