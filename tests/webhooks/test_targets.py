@@ -110,6 +110,9 @@ async def test_a_checked_target_is_pinned_to_the_address_checked() -> None:
         ("169.254.1.1", False),
         ("192.0.2.1", False),  # documentation range
         ("ff02::1", False),
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::5db8:d822", True),  # NAT64 of 93.184.216.34
     ],
 )
 def test_which_addresses_are_public(address: str, public: bool) -> None:
