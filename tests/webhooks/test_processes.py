@@ -20,7 +20,7 @@ from app.core.config import Settings
 from app.scheduler.runner import PaymentRunner
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import Factory
-from tests.scheduling.test_runner_processes import runner_env
+from tests.scheduling.processes import cli_env
 from tests.webhooks.helpers import Hooks, names_of, verified
 from tests.webhooks.receiver import Answer, Receiver
 
@@ -40,7 +40,7 @@ async def live(
 def deliverer_env(database_url: str, workdir: Path, **overrides: str) -> dict[str, str]:
     """The runner tests' environment, with the key the endpoints' secrets were sealed with
     (derived from the suite's JWT key) and loopback receivers allowed."""
-    return runner_env(
+    return cli_env(
         database_url,
         workdir,
         BILLING_JWT_SECRET=TEST_JWT_SECRET,
