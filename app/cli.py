@@ -138,7 +138,7 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
                 f"claimed {report.claimed}: {report.succeeded} succeeded, "
                 f"{report.failed} failed, {report.retrying} to retry, {report.canceled} canceled, "
                 f"{report.pending} pending, {report.deferred} deferred, {report.errored} errored; "
-                f"{report.reconciled} reconciled"
+                f"{report.reconciled} reconciled; {report.webhooks_sent} webhooks attempted"
             )
             return 0
         print("scheduler running; SIGTERM or Ctrl-C stops it", flush=True)
@@ -147,6 +147,40 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
         return 0
     finally:
         await gateway.aclose()
+        await engine.dispose()
+
+
+def _cmd_deliver_webhooks(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    return asyncio.run(_deliver_webhooks(settings, once=args.once, interval=args.interval))
+
+
+async def _deliver_webhooks(settings: Settings, *, once: bool, interval: float | None) -> int:
+    import signal
+
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.logging import configure_logging
+    from app.webhooks.delivery import WebhookDeliverer, run_forever
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    engine = create_engine(settings)
+    stop = asyncio.Event()
+    deliverer = WebhookDeliverer(create_sessionmaker(engine), settings, stop=stop)
+    loop = asyncio.get_running_loop()
+    # SIGTERM or Ctrl-C: claim nothing more, finish the attempts in flight, hand back the rest.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if once:
+            report = await deliverer.run_once()
+            outcomes = ", ".join(f"{n} {name}" for name, n in sorted(report.outcomes.items()))
+            print(f"webhooks: {report.claimed} attempted" + (f": {outcomes}" if outcomes else ""))
+            return 0
+        print("delivering webhooks; SIGTERM or Ctrl-C stops it", flush=True)
+        await run_forever(deliverer, interval or settings.webhooks_interval_seconds)
+        print("webhook deliverer stopped", flush=True)
+        return 0
+    finally:
         await engine.dispose()
 
 
@@ -230,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=None, help="seconds between runs (default: setting)"
     )
     scheduler.set_defaults(func=_cmd_run_scheduler)
+
+    webhooks = sub.add_parser(
+        "deliver-webhooks", help="send webhook deliveries (safe to run several at once)"
+    )
+    webhooks.add_argument("--once", action="store_true", help="send what is due, then exit")
+    webhooks.add_argument(
+        "--interval", type=float, default=None, help="seconds between runs (default: setting)"
+    )
+    webhooks.set_defaults(func=_cmd_deliver_webhooks)
 
     reconcile = sub.add_parser(
         "reconcile", help="settle payments and refunds the gateway left pending"

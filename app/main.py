@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
 from app.autopay.router import router as autopay_router
 from app.consents.router import router as consents_router
+from app.core.audit import AuditContextMiddleware, audit_reason
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers, problem_response
@@ -20,12 +21,14 @@ from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
+from app.events.router import router as events_router
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
 from app.payments.router import router as payments_router
 from app.scheduled_payments.router import router as scheduled_payments_router
 from app.tenancy.router import router as tenancy_router
 from app.tickets.router import router as tickets_router
+from app.webhooks.router import router as webhooks_router
 from app.wiring import build_gateway, build_hooks
 
 API_PREFIX = "/api/v1"
@@ -39,6 +42,8 @@ API_ROUTERS: list[APIRouter] = [
     scheduled_payments_router,
     tickets_router,
     consents_router,
+    events_router,
+    webhooks_router,
 ]
 
 
@@ -83,12 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hooks = build_hooks()
 
     install_error_handlers(app)
+    app.add_middleware(AuditContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetricsMiddleware)  # outermost: it sees every answer
 
     for router in API_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        # Any call may say why (X-Audit-Reason); the events it records keep it.
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(audit_reason)])
     app.include_router(_operations_router())
     return app
 

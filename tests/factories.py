@@ -4,6 +4,7 @@ hash, computed once) and signed in with real tokens; the API itself is what test
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -146,13 +147,26 @@ class Factory:
 # --- Helpers for the foundation tests (module-level, so the Factory class stays as it is) ---
 
 
-async def api_key_for(factory: Factory, tenant: Tenant, name: str = "PSA sync") -> tuple[Any, str]:
-    """An integration key written straight to the database: (the ApiKey row, its secret)."""
+async def api_key_for(
+    factory: Factory,
+    tenant: Tenant,
+    name: str = "PSA sync",
+    scopes: Sequence[str] | None = None,
+) -> tuple[Any, str]:
+    """An integration key written straight to the database: (the ApiKey row, its secret), with
+    `scopes` (v1's: invoices:write, invoices:read, payments:read, when left out)."""
+    from app.core.scopes import V1_SCOPES
     from app.core.security import new_api_key, sha256_hex
     from app.models import ApiKey
 
     prefix, secret = new_api_key()
-    key = ApiKey(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=sha256_hex(secret))
+    key = ApiKey(
+        tenant_id=tenant.id,
+        name=name,
+        prefix=prefix,
+        secret_hash=sha256_hex(secret),
+        scopes=list(V1_SCOPES if scopes is None else scopes),
+    )
     await factory.add(key)
     return key, secret
 

@@ -1,22 +1,24 @@
 """Who is calling, resolved once per request into a `Principal` (plus the `User`, for
-people), and the role gates every router uses."""
+people), the role gates every router uses, and the scope an API key needs (`Scoped`)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth.errors import ClientOnly, InvalidAccessToken, PasswordChangeRequired, StaffOnly
 from app.auth.repository import AuthRepository
+from app.core.audit import act_as
 from app.core.clock import utcnow
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Forbidden
 from app.core.principal import ClientPrincipal, Principal, person_principal
+from app.core.scopes import Scope
 from app.core.security import (
     InvalidToken,
     constant_time_equals,
@@ -42,6 +44,8 @@ class Caller:
     principal: Principal
     user: User | None = None
     session_id: uuid.UUID | None = None
+    # An API key's scopes (people have none: their role decides).
+    scopes: frozenset[str] = frozenset()
 
 
 async def get_caller(
@@ -67,7 +71,9 @@ async def get_caller(
         if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
             key.last_used_at = now
         await session.commit()
-        return Caller(Principal(tenant_id=key.tenant_id, kind="api_key", api_key_id=key.id))
+        principal = Principal(tenant_id=key.tenant_id, kind="api_key", api_key_id=key.id)
+        act_as(principal)
+        return Caller(principal, scopes=frozenset(key.scopes))
     try:
         claims = decode_access_token(settings, token)
     except InvalidToken as exc:
@@ -82,7 +88,9 @@ async def get_caller(
     # The caller is resolved in a transaction of its own: on SQLite an open transaction holds
     # the write lock, and money endpoints go on to run short transactions of their own.
     await session.commit()
-    return Caller(person_principal(user), user=user, session_id=claims.session_id)
+    principal = person_principal(user)
+    act_as(principal)
+    return Caller(principal, user=user, session_id=claims.session_id)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -104,10 +112,18 @@ async def require_staff(caller: CallerDep) -> Principal:
     return caller.principal
 
 
-async def require_staff_or_api_key(caller: CallerDep) -> Principal:
-    if caller.principal.is_client:
-        raise StaffOnly("Only the MSP's staff or an integration key may do this.")
-    return caller.principal
+def StaffOrKey(*scopes: Scope) -> Any:  # noqa: N802 - read as a type in signatures
+    """Staff, or an API key with one of `scopes`; client users are refused."""
+    scoped = Scoped(*scopes).dependency
+
+    async def require_staff_or_api_key(caller: CallerDep) -> Principal:
+        if caller.principal.is_client:
+            raise StaffOnly("Only the MSP's staff or an integration key may do this.")
+        principal: Principal = await scoped(caller)
+        return principal
+
+    require_staff_or_api_key.scopes = scopes  # type: ignore[attr-defined]
+    return Depends(require_staff_or_api_key)
 
 
 async def require_client(caller: CallerDep) -> ClientPrincipal:
@@ -124,9 +140,34 @@ async def require_person(caller: CallerDep) -> Principal:
     return caller.principal
 
 
+class MissingScope(Forbidden):
+    type_slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+
+def Scoped(*scopes: Scope) -> Any:  # noqa: N802 - read as a type in signatures
+    """The caller, for a route an API key may call with any one of `scopes`; people pass
+    (the route's own gate, if any, decides for them).
+
+    `principal: Annotated[Principal, Scoped("invoices:read")]`"""
+
+    async def require_scope(caller: CallerDep) -> Principal:
+        if caller.principal.is_api_key and not caller.scopes.intersection(scopes):
+            raise MissingScope(f"This API key lacks the scope this needs: {' or '.join(scopes)}.")
+        return caller.principal
+
+    require_scope.scopes = scopes  # type: ignore[attr-defined]
+    return Depends(require_scope)
+
+
+def scopes_required(dependency: object) -> tuple[Scope, ...] | None:
+    """The scopes a dependency made by `Scoped` names (None for any other)."""
+    found: tuple[Scope, ...] | None = getattr(dependency, "scopes", None)
+    return found
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserDep = Annotated[User, Depends(get_user)]
 StaffDep = Annotated[Principal, Depends(require_staff)]
-StaffOrKeyDep = Annotated[Principal, Depends(require_staff_or_api_key)]
 ClientDep = Annotated[ClientPrincipal, Depends(require_client)]
 PersonDep = Annotated[Principal, Depends(require_person)]

@@ -20,6 +20,7 @@ from app.consents.service import Origin, record_consent
 from app.core.clock import today_in, utcnow
 from app.core.errors import Conflict, Forbidden, Unprocessable
 from app.core.etag import check_if_match
+from app.core.events import record_event
 from app.core.principal import ClientPrincipal, Principal
 from app.models import AutopayRule, AutopaySetting, Invoice, PaymentMethod, ScheduledPayment
 from app.scheduled_payments import service as scheduled
@@ -96,6 +97,15 @@ async def replace_setting(
         session, acting, view, await repo.open_invoices(acting.client_id, for_update=True)
     )
     await session.flush()
+    record_event(
+        session,
+        tenant_id=acting.tenant_id,
+        client_id=acting.client_id,
+        type="autopay.updated",
+        subject_type="autopay",
+        subject_id=setting.id,
+        data=present(acting.client_id, view).model_dump(mode="json"),
+    )
     return view
 
 

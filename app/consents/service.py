@@ -10,10 +10,11 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.consents.repository import ConsentRecordRepository, ConsentTextRepository
-from app.consents.schemas import ConsentIn, ConsentKind, ConsentTextOut
+from app.consents.schemas import ConsentIn, ConsentKind, ConsentOut, ConsentTextOut
 from app.consents.texts import DEFAULT_TEXTS, DEFAULT_VERSION
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
+from app.core.events import record_event
 from app.core.principal import ClientPrincipal, Principal
 from app.core.security import sha256_hex
 from app.models import ConsentRecord, ConsentText
@@ -53,18 +54,26 @@ async def set_text(
     texts = ConsentTextRepository(session, principal)
     latest = await texts.latest(kind)
     version = (latest.version if latest else DEFAULT_VERSION) + 1
-    texts.add(
-        ConsentText(
-            tenant_id=principal.tenant_id,
-            kind=kind,
-            version=version,
-            text=text,
-            text_sha256=sha256_hex(text),
-            created_by_id=principal.user_id,
-        )
+    stored = ConsentText(
+        tenant_id=principal.tenant_id,
+        kind=kind,
+        version=version,
+        text=text,
+        text_sha256=sha256_hex(text),
+        created_by_id=principal.user_id,
     )
+    texts.add(stored)
     await session.flush()
-    return ConsentTextOut(kind=kind, version=version, text=text)
+    shown = ConsentTextOut(kind=kind, version=version, text=text)
+    record_event(
+        session,
+        tenant_id=principal.tenant_id,
+        type="consent_text.updated",
+        subject_type="consent_text",
+        subject_id=stored.id,
+        data=shown.model_dump(mode="json"),
+    )
+    return shown
 
 
 async def check_consent(
@@ -118,4 +127,13 @@ async def record_consent(
     )
     ConsentRecordRepository(session, acting).add(record)
     await session.flush()
+    record_event(
+        session,
+        tenant_id=acting.tenant_id,
+        client_id=acting.client_id,
+        type="consent.recorded",
+        subject_type="consent",
+        subject_id=record.id,
+        data=ConsentOut.model_validate(record).model_dump(mode="json"),
+    )
     return record

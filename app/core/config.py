@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     pending_reconcile_after_seconds: int = Field(default=60, ge=0)
 
+    # Webhooks (app/webhooks): the key that encrypts endpoint secrets at rest (unset: derived
+    # from the JWT signing key), private and plain-http targets (development and tests only),
+    # and the deliverers' pace.
+    secret_key: str | None = None
+    webhooks_allow_private_urls: bool = False
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhooks_concurrency: int = Field(default=8, ge=1, le=100)
+    webhooks_lease_seconds: int = Field(default=60, ge=5)
+    webhooks_interval_seconds: float = Field(default=2.0, gt=0)
+
     # Invoice PDFs: where clients open an invoice to pay it (`{public_url}/invoices/{id}`),
     # and a font for the scripts the bundled one lacks (CJK), as a .ttf, .otf or .ttc file.
     public_url: str | None = None

@@ -12,3 +12,8 @@ class InvoiceNotFound(NotFound):
 class InvoiceStateConflict(Conflict):
     type_slug = "invoice-state-conflict"
     title = "Invoice state conflict"
+
+
+class ExternalIdConflict(Conflict):
+    type_slug = "external-id-conflict"
+    title = "External id conflict"

@@ -21,9 +21,7 @@ from app.tenancy.schemas import BILLING_ADDRESS, TENANT_ADDRESS
 
 
 def invoice_out(invoice: Invoice, today: date) -> InvoiceOut:
-    out = InvoiceOut.model_validate(invoice)
-    out.overdue = invoice.status == "open" and invoice.due_date < today
-    return out
+    return InvoiceOut.of(invoice, today)
 
 
 async def invoice_detail(

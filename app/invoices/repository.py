@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import Select, case, select, update
+from sqlalchemy import Select, case, delete, select, update
 
 from app.core.clock import utcnow
 from app.core.pagination import PageParams
@@ -55,9 +55,21 @@ class InvoiceRepository(Repository[Invoice]):
             stmt = stmt.where(Invoice.status == "open", Invoice.due_date < overdue_on)
         return await paginate(self.session, stmt, params, [Invoice.created_at, Invoice.id])
 
-    async def by_external_id(self, external_id: str) -> Invoice | None:
+    async def by_external_id(self, external_id: str, *, for_update: bool = False) -> Invoice | None:
         stmt = self.readable().where(Invoice.external_id == external_id)
+        if for_update:
+            stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def reload(self, invoice_id: uuid.UUID) -> Invoice:
+        """The invoice as the database has it now (after the guarded updates below, which
+        leave any copy already loaded behind)."""
+        stmt = (
+            self.readable()
+            .where(Invoice.id == invoice_id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one()
 
     async def lines(self, invoice_id: uuid.UUID) -> list[InvoiceLine]:
         stmt = (
@@ -68,6 +80,11 @@ class InvoiceRepository(Repository[Invoice]):
         return list((await self.session.execute(stmt)).scalars())
 
     def add_lines(self, lines: Sequence[InvoiceLine]) -> None:
+        self.session.add_all(lines)
+
+    async def replace_lines(self, invoice_id: uuid.UUID, lines: Sequence[InvoiceLine]) -> None:
+        """A draft's lines, all replaced (the caller holds the invoice's row lock)."""
+        await self.session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id))
         self.session.add_all(lines)
 
     async def payments_applied(
@@ -164,9 +181,10 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return getattr(result, "rowcount", 0) == 1
 
-    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> None:
-        """A held amount was paid: it moves from reserved to paid; all paid closes the invoice."""
-        await self.session.execute(
+    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> str:
+        """A held amount was paid: it moves from reserved to paid; all paid closes the invoice.
+        Returns the invoice's status after."""
+        result = await self.session.execute(
             update(Invoice)
             .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
             .values(
@@ -177,8 +195,10 @@ class InvoiceRepository(Repository[Invoice]):
                 ),
                 updated_at=utcnow(),
             )
+            .returning(Invoice.status)
             .execution_options(synchronize_session=False)
         )
+        return str(result.scalar_one())
 
     async def release_held(self, invoice_id: uuid.UUID, amount: int) -> None:
         await self.session.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -52,17 +52,14 @@ class InvoiceLineIn(StrictBody):
         return self.quantity * self.unit_amount
 
 
-class InvoiceCreate(StrictBody):
+class InvoiceUpsert(StrictBody):
+    """A draft's content, as a PSA sends it under its own id
+    (`PUT /invoices/by-external-id/{external_id}`)."""
+
     client_id: uuid.UUID
     currency: str = Field(min_length=3, max_length=3, examples=["USD"])
     due_date: date
     lines: list[InvoiceLineIn] = Field(min_length=1, max_length=500)
-    external_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="The PSA's id: pushing the same one again returns the same invoice.",
-    )
     memo: str | None = Field(default=None, max_length=5000)
 
     _currency = field_validator("currency")(_currency)
@@ -76,11 +73,22 @@ class InvoiceCreate(StrictBody):
         return sum(line.tax_amount for line in self.lines)
 
     @model_validator(mode="after")
-    def _total_is_payable(self) -> InvoiceCreate:
+    def _total_is_payable(self) -> InvoiceUpsert:
         # A total beyond MAX_AMOUNT could never be paid in one payment, and is a typo.
         if self.subtotal + self.tax_total > MAX_AMOUNT:
             raise ValueError(f"the invoice's total may be at most {MAX_AMOUNT} minor units")
         return self
+
+
+class InvoiceCreate(InvoiceUpsert):
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The PSA's id: pushing the same one again with the same content returns "
+        "the same invoice (200); with other content it is 409 (replace a draft with PUT "
+        "/invoices/by-external-id/{external_id}).",
+    )
 
 
 class InvoiceLineOut(BaseModel):
@@ -125,6 +133,12 @@ class InvoiceOut(BaseModel):
     memo: str | None
     overdue: bool = False
     created_at: datetime
+
+    @classmethod
+    def of(cls, invoice: Any, today: date) -> InvoiceOut:
+        out = cls.model_validate(invoice)
+        out.overdue = out.status == "open" and out.due_date < today
+        return out
 
 
 class InvoiceDetail(InvoiceOut):

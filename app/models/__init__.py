@@ -22,6 +22,7 @@ from app.models.scheduling import (
 )
 from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
 from app.models.tickets import Ticket, TicketUpdate
+from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -50,4 +51,6 @@ __all__ = [
     "Ticket",
     "TicketUpdate",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

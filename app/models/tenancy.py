@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -149,3 +150,5 @@ class ApiKey(IdMixin, CreatedAtMixin, Base):
     )
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # What the key may do (app/core/scopes.py); keys made before scopes have v1's powers.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -34,7 +34,7 @@ from app.payment_methods.errors import (
     PaymentMethodRejected,
 )
 from app.payment_methods.repository import PaymentMethodRepository, PlatformFeeRepository
-from app.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate
+from app.payment_methods.schemas import PaymentMethodCreate, PaymentMethodOut, PaymentMethodUpdate
 from app.tenancy.repository import ClientRepository
 
 
@@ -144,16 +144,8 @@ class PaymentMethodService:
         repo.add(method)
         await session.flush()
         fee = await self._charge_fee_once(session, method)
-        record_event(
-            session,
-            tenant_id=method.tenant_id,
-            client_id=client_id,
-            type="payment_method.added",
-            subject_type="payment_method",
-            subject_id=method.id,
-            data={"brand": method.brand, "last4": method.last4, "fee": fee},
-        )
         await session.flush()
+        method_event(session, method, "payment_method.added", platform_fee=fee)
         return method
 
     async def _charge_fee_once(self, session: AsyncSession, method: PaymentMethod) -> int:
@@ -190,6 +182,8 @@ async def update_payment_method(
     elif changes.get("is_default") is False:
         method.is_default = False
     await session.flush()
+    if changes:
+        method_event(session, method, "payment_method.updated")
     return method
 
 
@@ -207,6 +201,20 @@ async def delete_payment_method(
         if others:
             others[0].is_default = True  # the newest one left
     await session.flush()
+    method_event(session, method, "payment_method.removed")
+
+
+def method_event(session: AsyncSession, method: PaymentMethod, type_: str, **details: int) -> None:
+    record_event(
+        session,
+        tenant_id=method.tenant_id,
+        client_id=method.client_id,
+        type=type_,
+        subject_type="payment_method",
+        subject_id=method.id,
+        data=PaymentMethodOut.model_validate(method).model_dump(mode="json"),
+        details=details or None,
+    )
 
 
 async def _locked_method(

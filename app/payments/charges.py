@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
-from app.core.events import record_event
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge, PaymentGateway
 from app.invoices.errors import InvoiceNotFound
+from app.invoices.events import record_invoice_event
 from app.invoices.repository import InvoiceRepository
 from app.models import Invoice, Payment, PaymentAllocation
 from app.payment_methods.repository import PaymentMethodRepository
@@ -30,6 +30,7 @@ from app.payments.errors import (
     NothingToPay,
     PaymentInProgress,
 )
+from app.payments.events import record_payment_event
 from app.payments.outcome import GatewayCall, Outcome, Reserved
 from app.payments.repository import PaymentRepository
 from app.tenancy.repository import ClientRepository
@@ -111,7 +112,7 @@ async def reserve(
             for position, (invoice, part) in enumerate(parts)
         ]
     )
-    _event(session, payment, parts[0][0].id, "payment.created")
+    await record_payment_event(session, principal, payment, "payment.pending")
     await session.flush()
     customer = await _customer_reference(session, principal, payment.client_id)
     return Reserved(payment, _charge_call(payment, method.gateway_reference, customer))
@@ -143,13 +144,18 @@ async def record(
     charge = outcome.result
     payment.gateway_attempts += 1
     if charge is not None and charge.status == "succeeded":
+        paid = []
         for allocation in sorted(held, key=lambda a: a.invoice_id):
-            await invoices.apply_held(allocation.invoice_id, allocation.amount)
+            if await invoices.apply_held(allocation.invoice_id, allocation.amount) == "paid":
+                paid.append(allocation.invoice_id)
             allocation.status = "applied"
         payment.status = "succeeded"
         payment.gateway_charge_reference = charge.reference
         payment.settled_at = utcnow()
-        _event(session, payment, held[0].invoice_id, "payment.succeeded")
+        await record_payment_event(session, principal, payment, "payment.succeeded")
+        for invoice_id in paid:
+            invoice = await invoices.reload(invoice_id)
+            await record_invoice_event(session, principal, invoice, "invoice.paid")
     elif outcome.declined is not None:
         declined = outcome.declined
         for allocation in sorted(held, key=lambda a: a.invoice_id):
@@ -160,7 +166,9 @@ async def record(
         payment.failure_message = declined.message[:500]
         payment.gateway_charge_reference = declined.charge_reference
         payment.settled_at = utcnow()
-        _event(session, payment, held[0].invoice_id, "payment.failed", hard_decline=declined.hard)
+        await record_payment_event(
+            session, principal, payment, "payment.failed", hard_decline=declined.hard
+        )
     elif charge is not None:
         # The gateway took it but has not finished (a charge still `pending` there).
         payment.gateway_charge_reference = charge.reference
@@ -254,27 +262,6 @@ async def _customer_reference(
     client = await ClientRepository(session, principal).get(client_id)
     assert client is not None, "a payment's client exists while the payment does"
     return client.gateway_customer_reference
-
-
-def _event(
-    session: AsyncSession, payment: Payment, invoice_id: uuid.UUID, type_: str, **data: object
-) -> None:
-    record_event(
-        session,
-        tenant_id=payment.tenant_id,
-        client_id=payment.client_id,
-        type=type_,
-        subject_type="payment",
-        subject_id=payment.id,
-        data={
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "invoice_id": str(invoice_id),
-            "origin": payment.origin,
-            **({"failure_code": payment.failure_code} if payment.failure_code else {}),
-            **data,
-        },
-    )
 
 
 def run_time_amount(ceiling: int, balance: int, reserved: int) -> int:

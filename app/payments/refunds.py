@@ -9,16 +9,18 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
-from app.core.events import record_event
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.principal import Principal
 from app.gateways.base import PaymentGateway
 from app.gateways.base import Refund as GatewayRefund
+from app.invoices.events import record_invoice_event
 from app.invoices.repository import InvoiceRepository
 from app.models import Payment, PaymentAllocation, Refund
 from app.payments.errors import AmountTooLarge, RefundNotAllowed
+from app.payments.events import record_payment_event, record_refund_event
 from app.payments.outcome import GatewayCall, Outcome, Reserved
 from app.payments.repository import PaymentRepository, RefundRepository
+from app.payments.schemas import RefundOut
 
 
 async def reserve(
@@ -94,18 +96,25 @@ async def record(
         # The money is back with the client, so the invoices owe it again.
         applied = [a for a in await payments.allocations([payment.id]) if a.status == "applied"]
         invoices = InvoiceRepository(session, principal)
-        for allocation, part in sorted(_spread(applied, refund.amount), key=_by_invoice):
+        reopened = sorted(_spread(applied, refund.amount), key=_by_invoice)
+        for allocation, part in reopened:
             allocation.amount_refunded += part
             await invoices.reopen(allocation.invoice_id, part)
         refund.status = "succeeded"
         refund.gateway_reference = outcome.result.reference
         refund.settled_at = utcnow()
-        _event(session, refund, payment, "refund.succeeded")
+        await record_payment_event(
+            session, principal, payment, "payment.refunded", refund=_refund_shown(refund)
+        )
+        for allocation, part in reopened:
+            invoice = await invoices.reload(allocation.invoice_id)
+            details = {"reopened_by_refund": str(refund.id), "amount": part}
+            await record_invoice_event(session, principal, invoice, "invoice.updated", details)
     elif outcome.declined is not None:
         refund.status = "failed"
         refund.failure_code = outcome.declined.code
         refund.settled_at = utcnow()
-        _event(session, refund, payment, "refund.failed")
+        record_refund_event(session, refund, payment, "refund.failed")
     await session.flush()
     return refund
 
@@ -139,13 +148,5 @@ def _refund_call(refund: Refund, payment: Payment) -> GatewayCall[GatewayRefund]
     return call
 
 
-def _event(session: AsyncSession, refund: Refund, payment: Payment, type_: str) -> None:
-    record_event(
-        session,
-        tenant_id=refund.tenant_id,
-        client_id=payment.client_id,
-        type=type_,
-        subject_type="refund",
-        subject_id=refund.id,
-        data={"payment_id": str(payment.id), "amount": refund.amount},
-    )
+def _refund_shown(refund: Refund) -> dict[str, object]:
+    return RefundOut.model_validate(refund).model_dump(mode="json")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.dependencies import PersonDep, PrincipalDep, StaffDep
+from app.auth.dependencies import PersonDep, PrincipalDep, Scoped, StaffDep
 from app.core.db import transaction
 from app.core.deps import PageDep, SessionDep, SessionmakerDep
 from app.core.errors import Unprocessable, problem_responses
@@ -49,6 +49,7 @@ async def payment_from_path(
 
 
 PaymentDep = Annotated[Payment, Depends(payment_from_path)]
+PaymentReader = Annotated[Principal, Scoped("payments:read")]
 
 
 @router.post(
@@ -162,7 +163,7 @@ async def _charged(
     responses=problem_responses(401, 403, 422),
 )
 async def list_payments(
-    principal: PrincipalDep,
+    principal: PaymentReader,
     session: SessionDep,
     page: PageDep,
     status_filter: Annotated[
@@ -189,7 +190,7 @@ async def list_payments(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_payment(
-    payment: PaymentDep, principal: PrincipalDep, session: SessionDep
+    principal: PaymentReader, payment: PaymentDep, session: SessionDep
 ) -> PaymentDetail:
     """One payment, with its allocations and refunds."""
     return await payment_detail(

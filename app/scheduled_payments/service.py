@@ -58,6 +58,7 @@ def schedule(
     disputed: bool = False,
 ) -> ScheduledPayment:
     """A new scheduled payment (on hold from the start when its invoice is disputed)."""
+    now = utcnow()
     payment = ScheduledPayment(
         id=uuid.uuid4(),
         tenant_id=invoice.tenant_id,
@@ -75,6 +76,8 @@ def schedule(
         manual_attempts=0,
         next_attempt_at=start_of_day(day, timezone),
         version=1,
+        created_at=now,
+        updated_at=now,
     )
     session.add(payment)
     scheduled_event(session, payment, "scheduled_payment.created")

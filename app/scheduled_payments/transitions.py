@@ -25,6 +25,7 @@ from app.core.clock import utcnow
 from app.core.events import record_event
 from app.models import ScheduledPayment
 from app.scheduled_payments.errors import ScheduledPaymentLocked
+from app.scheduled_payments.schemas import ScheduledPaymentOut
 
 Status = Literal["scheduled", "processing", "on_hold", "succeeded", "failed", "canceled"]
 STATUSES: tuple[Status, ...] = (
@@ -85,8 +86,9 @@ def transition(
 
 
 def scheduled_event(
-    session: AsyncSession, payment: ScheduledPayment, type_: str, **data: object
+    session: AsyncSession, payment: ScheduledPayment, type_: str, **details: object
 ) -> None:
+    """The payment as the API shows it after the change; `details` say why or how."""
     record_event(
         session,
         tenant_id=payment.tenant_id,
@@ -94,12 +96,6 @@ def scheduled_event(
         type=type_,
         subject_type="scheduled_payment",
         subject_id=payment.id,
-        data={
-            "invoice_id": str(payment.invoice_id),
-            "amount": payment.amount,
-            "scheduled_for": payment.scheduled_for.isoformat(),
-            "origin": payment.origin,
-            "status": payment.status,
-            **data,
-        },
+        data=ScheduledPaymentOut.model_validate(payment).model_dump(mode="json"),
+        details=dict(details) or None,
     )

@@ -29,6 +29,7 @@ from app.payments.service import PaymentService
 from app.scheduled_payments import attempts
 from app.scheduled_payments.charging import Attempts
 from app.scheduled_payments.repository import Claim
+from app.webhooks.delivery import WebhookDeliverer
 
 logger = logging.getLogger("billing_portal.scheduler")
 
@@ -49,6 +50,7 @@ class RunReport:
     handed_back: int = 0
     reconciled: int = 0
     purged_idempotency_keys: int = 0
+    webhooks_sent: int = 0
 
     def fields(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -144,6 +146,9 @@ class PaymentRunner:
         report.handed_back = drained.handed_back
         for outcome, count in drained.outcomes.items():
             setattr(report, outcome, getattr(report, outcome) + count)
+        # Last, so the events of this run's payments go out with it.
+        sent = await WebhookDeliverer(self.sessionmaker, self.settings, stop=self.stop).run_once()
+        report.webhooks_sent = sent.claimed
         return report
 
 
@@ -157,7 +162,7 @@ async def run_forever(runner: PaymentRunner, interval: float) -> None:
         except Exception:
             logger.exception("scheduler run failed; trying again next interval")
         else:
-            if report.claimed or report.reconciled:
+            if report.claimed or report.reconciled or report.webhooks_sent:
                 logger.info("scheduler run", extra=report.fields())
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)

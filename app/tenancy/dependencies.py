@@ -1,6 +1,6 @@
 """Client companies named in the path, loaded for the caller or answered with 404.
 
-Routes declare their role gate (StaffDep, StaffOrKeyDep) before these, so a caller without
+Routes declare their role gate (StaffDep, StaffOrKey(...)) before these, so a caller without
 the role hears 403 before anything is looked up."""
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile, status
 
-from app.auth.dependencies import PrincipalDep, StaffDep, StaffOrKeyDep
+from app.auth.dependencies import Scoped, StaffDep, StaffOrKey
 from app.core.deps import PageDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page
+from app.core.principal import Principal
 from app.tenancy.dependencies import ClientPathDep
 from app.tenancy.errors import LogoNotFound
 from app.tenancy.logo import MAX_LOGO_BYTES, MAX_LOGO_SIDE
@@ -36,6 +37,12 @@ from app.tenancy.service import TenancyService
 
 router = APIRouter()
 COMMON = problem_responses(401, 403, 422)
+
+# Staff, or an integration key with the scope.
+ClientReader = Annotated[Principal, StaffOrKey("clients:read")]
+ClientWriter = Annotated[Principal, StaffOrKey("clients:write")]
+# Anyone signed in; a PSA's key reads them to file invoice lines.
+CategoryReader = Annotated[Principal, Scoped("invoices:read", "invoices:write")]
 
 
 @router.get("/tenant", operation_id="getTenant", tags=["tenancy"], responses=COMMON)
@@ -114,7 +121,7 @@ async def delete_tenant_logo(principal: StaffDep, session: SessionDep) -> Respon
 
 @router.get("/clients", operation_id="listClients", tags=["clients"], responses=COMMON)
 async def list_clients(
-    principal: StaffOrKeyDep, session: SessionDep, page: PageDep
+    principal: ClientReader, session: SessionDep, page: PageDep
 ) -> Page[ClientOut]:
     """The MSP's client companies, newest first."""
     items, cursor = await TenancyService(session, principal).clients.page(page)
@@ -128,7 +135,9 @@ async def list_clients(
     status_code=status.HTTP_201_CREATED,
     responses=COMMON,
 )
-async def create_client(body: ClientCreate, principal: StaffDep, session: SessionDep) -> ClientOut:
+async def create_client(
+    body: ClientCreate, principal: ClientWriter, session: SessionDep
+) -> ClientOut:
     """Add a client company."""
     return ClientOut.model_validate(await TenancyService(session, principal).create_client(body))
 
@@ -139,7 +148,7 @@ async def create_client(body: ClientCreate, principal: StaffDep, session: Sessio
     tags=["clients"],
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_client(principal: StaffOrKeyDep, client: ClientPathDep) -> ClientOut:
+async def get_client(principal: ClientReader, client: ClientPathDep) -> ClientOut:
     """One client company."""
     return ClientOut.model_validate(client)
 
@@ -151,7 +160,7 @@ async def get_client(principal: StaffOrKeyDep, client: ClientPathDep) -> ClientO
     responses=problem_responses(401, 403, 404, 422),
 )
 async def update_client(
-    body: ClientUpdate, principal: StaffDep, client: ClientPathDep, session: SessionDep
+    body: ClientUpdate, principal: ClientWriter, client: ClientPathDep, session: SessionDep
 ) -> ClientOut:
     """Rename a client or change its billing email or billing address."""
     await TenancyService(session, principal).update_client(client, body)
@@ -198,7 +207,7 @@ async def list_client_users(
     responses=COMMON,
 )
 async def list_service_categories(
-    principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: CategoryReader, session: SessionDep, page: PageDep
 ) -> Page[ServiceCategoryOut]:
     """Kinds of service invoice lines belong to (and AutoPay can cover)."""
     items, cursor = await TenancyService(session, principal).categories.page(page)
@@ -238,7 +247,7 @@ async def create_api_key(
     body: ApiKeyCreate, principal: StaffDep, session: SessionDep
 ) -> ApiKeyCreated:
     """Create an integration key; its secret is shown only in this response."""
-    key, secret = await TenancyService(session, principal).create_api_key(body.name)
+    key, secret = await TenancyService(session, principal).create_api_key(body.name, body.scopes)
     return ApiKeyCreated.model_validate(
         {**ApiKeyOut.model_validate(key).model_dump(), "secret": secret}
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from app.core.address import Address, stored_address
 from app.core.schemas import StrictBody
+from app.core.scopes import Scope
 
 if TYPE_CHECKING:
     from app.models import Tenant, TenantLogo
@@ -113,8 +114,19 @@ class ServiceCategoryOut(BaseModel):
 
 class ApiKeyCreate(StrictBody):
     name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] | None = Field(
+        default=None,
+        min_length=1,
+        description="What the key may do. Left out: `invoices:write`, `invoices:read` and "
+        "`payments:read` (what every key could do before scopes).",
+    )
 
     _name = field_validator("name")(_strip)
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique_scopes(cls, value: list[Scope] | None) -> list[Scope] | None:
+        return None if value is None else sorted(set(value))
 
 
 class ApiKeyOut(BaseModel):
@@ -123,6 +135,7 @@ class ApiKeyOut(BaseModel):
     id: uuid.UUID
     name: str
     prefix: str
+    scopes: list[Scope]
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.address import store_address
 from app.core.clock import utcnow
+from app.core.events import record_event
 from app.core.principal import Principal
+from app.core.scopes import V1_SCOPES, Scope
 from app.core.security import (
     generate_temporary_password,
     hash_password_off_loop,
@@ -29,9 +32,14 @@ from app.tenancy.repository import (
 from app.tenancy.schemas import (
     BILLING_ADDRESS,
     TENANT_ADDRESS,
+    ApiKeyOut,
     ClientCreate,
+    ClientOut,
     ClientUpdate,
+    ServiceCategoryOut,
+    TenantOut,
     TenantUpdate,
+    UserOut,
 )
 
 
@@ -58,6 +66,7 @@ class TenancyService:
         if "address" in changes:
             store_address(tenant, TENANT_ADDRESS, data.address)
         await self.session.flush()
+        await self._tenant_updated(tenant)
         return tenant
 
     async def set_logo(self, data: bytes) -> TenantLogo:
@@ -73,11 +82,13 @@ class TenancyService:
         logo.sha256 = checked.sha256
         logo.updated_at = utcnow()
         await self.session.flush()
+        await self._tenant_updated(await self.tenant.current(), logo)
         return logo
 
     async def remove_logo(self) -> None:
         if not await self.tenant.delete_logo():
             raise LogoNotFound()
+        await self._tenant_updated(await self.tenant.current(), None)
 
     async def create_client(self, data: ClientCreate) -> Client:
         client = Client(
@@ -88,6 +99,8 @@ class TenancyService:
         store_address(client, BILLING_ADDRESS, data.billing_address)
         self.clients.add(client)
         await self.session.flush()
+        shown = ClientOut.model_validate(client)
+        self._record("client.created", "client", client.id, shown, client.id)
         return client
 
     async def update_client(self, client: Client, data: ClientUpdate) -> Client:
@@ -101,6 +114,8 @@ class TenancyService:
             store_address(client, BILLING_ADDRESS, data.billing_address)
         client.updated_at = utcnow()
         await self.session.flush()
+        shown = ClientOut.model_validate(client)
+        self._record("client.updated", "client", client.id, shown, client.id)
         return client
 
     async def invite_contact(
@@ -121,6 +136,7 @@ class TenancyService:
         )
         self.users.add(user)
         await self.session.flush()
+        self._record("user.invited", "user", user.id, UserOut.model_validate(user), client.id)
         return user, temporary
 
     async def create_service_category(self, name: str) -> ServiceCategory:
@@ -129,9 +145,13 @@ class TenancyService:
         category = ServiceCategory(tenant_id=self.principal.tenant_id, name=name)
         self.categories.add(category)
         await self.session.flush()
+        data = ServiceCategoryOut.model_validate(category)
+        self._record("service_category.created", "service_category", category.id, data)
         return category
 
-    async def create_api_key(self, name: str) -> tuple[ApiKey, str]:
+    async def create_api_key(
+        self, name: str, scopes: list[Scope] | None = None
+    ) -> tuple[ApiKey, str]:
         prefix, secret = new_api_key()
         key = ApiKey(
             tenant_id=self.principal.tenant_id,
@@ -139,13 +159,38 @@ class TenancyService:
             prefix=prefix,
             secret_hash=sha256_hex(secret),
             created_by_id=self.principal.user_id,
+            scopes=list(scopes or V1_SCOPES),
         )
         self.api_keys.add(key)
         await self.session.flush()
+        self._record("api_key.created", "api_key", key.id, ApiKeyOut.model_validate(key))
         return key, secret
 
     async def revoke_api_key(self, key_id: uuid.UUID) -> None:
         key = await self.api_keys.get_or_404(key_id)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
+            self._record("api_key.revoked", "api_key", key.id, ApiKeyOut.model_validate(key))
         await self.session.flush()
+
+    async def _tenant_updated(self, tenant: Tenant, *logo: TenantLogo | None) -> None:
+        shown = TenantOut.of(tenant, logo[0] if logo else await self.tenant.logo())
+        self._record("tenant.updated", "tenant", tenant.id, shown)
+
+    def _record(
+        self,
+        type_: str,
+        subject_type: str,
+        subject_id: uuid.UUID,
+        shown: BaseModel,
+        client_id: uuid.UUID | None = None,
+    ) -> None:
+        record_event(
+            self.session,
+            tenant_id=self.principal.tenant_id,
+            client_id=client_id,
+            type=type_,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            data=shown.model_dump(mode="json"),
+        )

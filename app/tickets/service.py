@@ -29,7 +29,7 @@ from app.tickets.errors import (
     TicketClosed,
 )
 from app.tickets.repository import TicketFilters, TicketRepository
-from app.tickets.schemas import TicketChange, TicketCreate, TicketStatus
+from app.tickets.schemas import TicketChange, TicketCreate, TicketOut, TicketStatus
 
 Author = Literal["staff", "client"]
 
@@ -106,7 +106,7 @@ class TicketService:
         )
         self.tickets.add(ticket)
         await self.session.flush()
-        self._record(ticket, "ticket.created", priority=ticket.priority, status=ticket.status)
+        self._record(ticket, "ticket.created")
         if ticket.kind == "billing_dispute" and ticket.invoice_id is not None:
             await self.hooks.run_dispute_opened(self.session, self.principal, ticket.invoice_id)
         return await self.tickets.detail(ticket.id)
@@ -193,12 +193,7 @@ class TicketService:
         ticket.closed_by_id = self._user_id()
         ticket.updated_at = now
         await self.session.flush()
-        self._record(
-            ticket,
-            "ticket.closed",
-            changes={"status": {"from": current, "to": "closed"}},
-            closed_by_id=str(ticket.closed_by_id),
-        )
+        self._record(ticket, "ticket.closed", changes={"status": {"from": current, "to": "closed"}})
         if ticket.kind == "billing_dispute" and ticket.invoice_id is not None:
             await self.hooks.run_dispute_closed(self.session, self.principal, ticket.invoice_id)
         return await self.tickets.detail(ticket.id)
@@ -209,7 +204,8 @@ class TicketService:
             raise Forbidden("This needs a person's access token, not an API key.")
         return user_id
 
-    def _record(self, ticket: Ticket, type_: str, **data: Any) -> None:
+    def _record(self, ticket: Ticket, type_: str, **details: Any) -> None:
+        """The ticket as the API lists it; `details`: what changed, from what to what."""
         record_event(
             self.session,
             tenant_id=ticket.tenant_id,
@@ -217,7 +213,8 @@ class TicketService:
             subject_type="ticket",
             subject_id=ticket.id,
             client_id=ticket.client_id,
-            data={"number": ticket.number, "actor_id": str(self._user_id()), **data},
+            data=TicketOut.model_validate(ticket).model_dump(mode="json"),
+            details=details or None,
         )
 
 

@@ -54,7 +54,9 @@ async def test_an_invoice_paid_meanwhile_cancels_the_payment_with_a_reason(
         for e in await events_of_type(sessionmaker, "scheduled_payment.canceled")
         if str(e.subject_id) == sp["id"]
     ]
-    assert event.data["reason"] == "the invoice was paid"
+    assert event.details == {"reason": "the invoice was paid"}
+    assert event.data["cancel_reason"] == "the invoice was paid"
+    assert event.actor_kind == "system"
 
 
 async def test_voiding_the_invoice_cancels_its_scheduled_payments(

@@ -23,7 +23,7 @@ from tests.factories import (
 )
 
 KEYS = "/api/v1/api-keys"
-KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"}
+KEY_FIELDS = {"id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"}
 
 
 async def create_key(client: AsyncClient, headers: dict[str, str], name: str = "PSA sync") -> Any:
@@ -73,17 +73,17 @@ async def test_a_key_authenticates_and_records_its_use(
     key_id = uuid.UUID(body["id"])
     start = datetime.now(UTC).replace(microsecond=0)
     with FrozenClock(start) as clock:
-        response = await client.get("/api/v1/clients", headers=bearer(body["secret"]))
+        response = await client.get("/api/v1/invoices", headers=bearer(body["secret"]))
         assert response.status_code == 200, response.text
         first = (await fetch(factory, ApiKey, key_id)).last_used_at
         assert first == start
         # Within the minute: not written again (a hint, not an audit log) ...
         clock.advance(seconds=30)
-        await client.get("/api/v1/clients", headers=bearer(body["secret"]))
+        await client.get("/api/v1/invoices", headers=bearer(body["secret"]))
         assert (await fetch(factory, ApiKey, key_id)).last_used_at == start
         # ... after it, it is.
         clock.advance(minutes=2)
-        await client.get("/api/v1/clients", headers=bearer(body["secret"]))
+        await client.get("/api/v1/invoices", headers=bearer(body["secret"]))
         assert (await fetch(factory, ApiKey, key_id)).last_used_at == clock.now
     [item] = (await client.get(KEYS, headers=world.staff.headers)).json()["items"]
     assert item["last_used_at"] is not None
@@ -92,11 +92,11 @@ async def test_a_key_authenticates_and_records_its_use(
 async def test_a_revoked_key_is_refused_at_once(client: AsyncClient, factory: Factory) -> None:
     world = await factory.world()
     body = await create_key(client, world.staff.headers)
-    assert (await client.get("/api/v1/clients", headers=bearer(body["secret"]))).status_code == 200
+    assert (await client.get("/api/v1/invoices", headers=bearer(body["secret"]))).status_code == 200
     response = await client.delete(f"{KEYS}/{body['id']}", headers=world.staff.headers)
     assert response.status_code == 204, response.text
     assert response.content == b""
-    refused = await client.get("/api/v1/clients", headers=bearer(body["secret"]))
+    refused = await client.get("/api/v1/invoices", headers=bearer(body["secret"]))
     assert_problem(refused, 401, "invalid-token")
     [item] = (await client.get(KEYS, headers=world.staff.headers)).json()["items"]
     assert item["revoked_at"] is not None
@@ -137,7 +137,7 @@ async def test_a_wrong_secret_with_a_real_prefix_is_refused(
         f"{API_KEY_PREFIX}ffffffffffff.{rest}",
         secret.upper(),
     ):
-        response = await client.get("/api/v1/clients", headers=bearer(forged))
+        response = await client.get("/api/v1/invoices", headers=bearer(forged))
         assert_problem(response, 401)
     assert (await fetch(factory, ApiKey, key.id)).last_used_at is None
 

@@ -101,11 +101,11 @@ async def test_a_bad_address_is_refused(
     assert (await fetch(factory, Client, world.client.id)).billing_address_line1 is None
 
 
-async def test_integrations_read_the_address_but_only_staff_change_it(
+async def test_integrations_read_the_address_and_change_it_only_with_clients_write(
     client: AsyncClient, factory: Factory
 ) -> None:
     world = await factory.world()
-    _key, secret = await api_key_for(factory, world.tenant)
+    _key, secret = await api_key_for(factory, world.tenant, scopes=["clients:read"])
     url = f"{CLIENTS}/{world.client.id}"
     await client.patch(url, json={"billing_address": ADDRESS}, headers=world.staff.headers)
 
@@ -114,6 +114,10 @@ async def test_integrations_read_the_address_but_only_staff_change_it(
         response = await client.patch(url, json={"billing_address": None}, headers=headers)
         assert_problem(response, 403)
     assert (await fetch(factory, Client, world.client.id)).billing_address_city == "Москва"
+    _key, writer = await api_key_for(factory, world.tenant, scopes=["clients:write"])
+    response = await client.patch(url, json={"billing_address": None}, headers=bearer(writer))
+    assert response.status_code == 200, response.text
+    assert (await fetch(factory, Client, world.client.id)).billing_address_city is None
 
 
 async def test_the_database_refuses_half_an_address(factory: Factory) -> None:

@@ -184,11 +184,15 @@ async def test_updating_an_unknown_client_is_404(client: AsyncClient, factory: F
     assert_problem(response, 404)
 
 
-async def test_an_api_key_may_read_clients_but_not_write(
+async def test_an_api_key_reads_clients_with_clients_read_only(
     client: AsyncClient, factory: Factory
 ) -> None:
     world = await factory.world()
-    _key, secret = await api_key_for(factory, world.tenant)
+    _key, v1_secret = await api_key_for(factory, world.tenant)
+    # v1's keys (invoices and payments) no longer read the MSP's client list.
+    for path in (CLIENTS, f"{CLIENTS}/{world.client.id}"):
+        assert_problem(await client.get(path, headers=bearer(v1_secret)), 403, "insufficient-scope")
+    _key, secret = await api_key_for(factory, world.tenant, scopes=["clients:read"])
     headers = bearer(secret)
     listing = await client.get(CLIENTS, headers=headers)
     assert listing.status_code == 200, listing.text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
+from app.core.scopes import ALL_SCOPES
 from app.models import ApiKey, Client, ServiceCategory, User
 from tests.factories import (
     Factory,
@@ -39,17 +40,22 @@ class Two:
     their_category: ServiceCategory
 
 
+# Every scope but clients:write: keys that may read clients (and write invoices) but not add or
+# change clients.
+READING_SCOPES = [s for s in ALL_SCOPES if s != "clients:write"]
+
+
 @pytest.fixture
 async def two(factory: Factory) -> Two:
     mine = await factory.world("Mine MSP")
     my_other = await factory.client(mine.tenant, "Mine Second Client")
     my_other_contact = await factory.contact(mine.tenant, my_other)
-    my_key, my_secret = await api_key_for(factory, mine.tenant)
+    my_key, my_secret = await api_key_for(factory, mine.tenant, scopes=READING_SCOPES)
     await factory.category(mine.tenant, "Mine Hosting")
     theirs = await factory.world("Their MSP")
     their_other = await factory.client(theirs.tenant, "Their Second Client")
     await factory.contact(theirs.tenant, their_other)
-    their_key, their_secret = await api_key_for(factory, theirs.tenant)
+    their_key, their_secret = await api_key_for(factory, theirs.tenant, scopes=READING_SCOPES)
     their_category = await factory.category(theirs.tenant, "Their Hosting")
     return Two(
         mine,

@@ -185,7 +185,7 @@ async def test_an_api_key_cannot_smuggle_either(
     client: AsyncClient, factory: Factory, worlds: tuple[World, World]
 ) -> None:
     mine, theirs = worlds
-    _key, secret = await api_key_for(factory, mine.tenant)
+    _key, secret = await api_key_for(factory, mine.tenant, scopes=["clients:read"])
     response = await client.get(
         "/api/v1/clients",
         headers=bearer(secret),

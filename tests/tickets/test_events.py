@@ -1,4 +1,5 @@
-"""Every change to a ticket leaves an event row, in the same transaction, for notifications."""
+"""Every change to a ticket leaves an event row, in the same transaction: the ticket after the
+change, what changed, and who changed it."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ async def _events(tickets: TicketsApi, ticket_id: str) -> list[Event]:
         return list((await session.execute(stmt)).scalars())
 
 
-def _summary(event: Event) -> tuple[str, dict[str, Any]]:
-    data = {k: v for k, v in event.data.items() if k not in {"number", "actor_id", "update_id"}}
-    return event.type, data
+def _summary(event: Event) -> tuple[str, dict[str, Any] | None]:
+    details = event.details and {k: v for k, v in event.details.items() if k != "update_id"}
+    return event.type, details
 
 
 async def test_each_change_records_an_event(tickets: TicketsApi, world: World) -> None:
@@ -37,7 +38,7 @@ async def test_each_change_records_an_event(tickets: TicketsApi, world: World) -
 
     events = await _events(tickets, ticket["id"])
     assert [_summary(e) for e in events] == [
-        ("ticket.created", {"priority": "high", "status": "open"}),
+        ("ticket.created", None),
         (
             "ticket.updated",
             {
@@ -57,19 +58,32 @@ async def test_each_change_records_an_event(tickets: TicketsApi, world: World) -
         ("ticket.updated", {"changes": {"priority": {"from": "high", "to": "low"}}}),
         (
             "ticket.closed",
-            {
-                "changes": {"status": {"from": "in_progress", "to": "closed"}},
-                "closed_by_id": staff_id,
-            },
+            {"changes": {"status": {"from": "in_progress", "to": "closed"}}},
         ),
     ]
     for event in events:
         assert event.tenant_id == world.tenant.id
         assert event.client_id == world.client.id
         assert event.data["number"] == ticket["number"]
-    assert events[0].data["actor_id"] == str(world.contact.id)
-    assert events[2].data["update_id"] == update["id"]
-    assert events[4].data["actor_id"] == staff_id
+    # The ticket after each change, as GET /tickets lists it.
+    assert [e.data["status"] for e in events] == [
+        "open",
+        "waiting_on_client",
+        "in_progress",
+        "in_progress",
+        "closed",
+    ]
+    assert [e.data["priority"] for e in events] == ["high", "high", "high", "low", "low"]
+    assert events[4].data["resolution_notes"] is not None
+    assert [(e.actor_kind, str(e.actor_id)) for e in events] == [
+        ("user", str(world.contact.id)),
+        ("user", staff_id),
+        ("user", str(world.contact.id)),
+        ("user", staff_id),
+        ("user", staff_id),
+    ]
+    assert events[2].details is not None
+    assert events[2].details["update_id"] == update["id"]
 
 
 async def test_refused_requests_record_no_event(tickets: TicketsApi, world: World) -> None:
