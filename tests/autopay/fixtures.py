@@ -1,0 +1,19 @@
+"""Fixtures shared by the issue-12 test packages (autopay, rescue, disputes, consents, acting),
+imported by their conftest.py files: the scheduling tests' frozen clock, fake gateway, runner
+and scene, and `postgres_only` honoured."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scheduling.conftest import clock, gateway, runner, runner_settings, scene
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(request: pytest.FixtureRequest, database_url: str) -> None:
+    """A test marked `postgres_only` needs PostgreSQL's row locks: skipped on SQLite."""
+    if request.node.get_closest_marker("postgres_only") and database_url.startswith("sqlite"):
+        pytest.skip("needs PostgreSQL (row locks, SKIP LOCKED)")
+
+
+__all__ = ["_postgres_only", "clock", "gateway", "runner", "runner_settings", "scene"]
