@@ -221,11 +221,16 @@ def _follow_plan(
     disputed: bool,
     turned_off: bool,
 ) -> None:
-    waiting = {
-        p.rule_id: p
-        for p in payments
-        if p.origin == "autopay" and p.status in ("scheduled", "on_hold")
-    }
+    # One waiting payment per rule follows the plan. The payments of rules dropped from the
+    # list (their rule_id is set to NULL) are all left over, however many there are.
+    waiting: dict[uuid.UUID, ScheduledPayment] = {}
+    orphans: list[ScheduledPayment] = []
+    for p in payments:
+        if p.origin == "autopay" and p.status in ("scheduled", "on_hold"):
+            if p.rule_id is None or p.rule_id in waiting:
+                orphans.append(p)
+            else:
+                waiting[p.rule_id] = p
     busy_or_done = {
         p.rule_id
         for p in payments
@@ -266,7 +271,7 @@ def _follow_plan(
         if turned_off
         else ("AutoPay no longer covers this invoice's services")
     )
-    for leftover in waiting.values():
+    for leftover in [*waiting.values(), *orphans]:
         scheduled.cancel(session, leftover, reason)
 
 
