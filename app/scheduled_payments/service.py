@@ -9,7 +9,7 @@ included): creating or growing one locks the invoice and checks the sum.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -56,6 +56,7 @@ def schedule(
     origin: str,
     rule_id: uuid.UUID | None = None,
     disputed: bool = False,
+    event_data: Mapping[str, object] | None = None,
 ) -> ScheduledPayment:
     """A new scheduled payment (on hold from the start when its invoice is disputed)."""
     payment = ScheduledPayment(
@@ -77,7 +78,7 @@ def schedule(
         version=1,
     )
     session.add(payment)
-    scheduled_event(session, payment, "scheduled_payment.created")
+    scheduled_event(session, payment, "scheduled_payment.created", **(event_data or {}))
     return payment
 
 
@@ -176,6 +177,7 @@ def follow_autopay(
     day: date,
     starts_at: datetime,
     method_id: uuid.UUID,
+    event_data: Mapping[str, object] | None = None,
 ) -> None:
     """AutoPay's rules changed: its waiting payment follows. One waiting for a retry keeps its
     retry time, unless its method changed: a new method is tried at the next pass."""
@@ -190,7 +192,7 @@ def follow_autopay(
         payment,
         cast(Status, payment.status),
         event="scheduled_payment.updated",
-        event_data={"reason": "autopay changed"},
+        event_data={"reason": "autopay changed", **(event_data or {})},
         amount=amount,
         scheduled_for=day,
         next_attempt_at=next_attempt,
