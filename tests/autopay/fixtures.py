@@ -1,11 +1,13 @@
 """Fixtures shared by the issue-12 test packages (autopay, rescue, disputes, consents, acting),
-imported by their conftest.py files: the scheduling tests' frozen clock, fake gateway, runner
-and scene, and `postgres_only` honoured."""
+each conftest.py takes them all (`from tests.autopay.fixtures import *`): the scheduling
+tests' frozen clock, fake gateway, runner and scene, the money tests' lenient HTTP client, and
+`postgres_only` honoured."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.payments.fixtures import lenient_client
 from tests.scheduling.conftest import clock, gateway, runner, runner_settings, scene
 
 
@@ -16,4 +18,12 @@ def _postgres_only(request: pytest.FixtureRequest, database_url: str) -> None:
         pytest.skip("needs PostgreSQL (row locks, SKIP LOCKED)")
 
 
-__all__ = ["_postgres_only", "clock", "gateway", "runner", "runner_settings", "scene"]
+__all__ = [
+    "_postgres_only",
+    "clock",
+    "gateway",
+    "lenient_client",
+    "runner",
+    "runner_settings",
+    "scene",
+]
