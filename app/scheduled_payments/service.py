@@ -225,6 +225,7 @@ async def hold_for_dispute(
 ) -> None:
     """An open billing dispute: the invoice's waiting payments are held (AutoPay's and the
     client's own); one being charged right now is held by the runner when it ends."""
+    await _one_dispute_change_at_a_time(session, principal, invoice_id)
     waiting = await ScheduledPaymentRepository(session, principal).for_invoices(
         [invoice_id], statuses=("scheduled",), for_update=True
     )
@@ -244,6 +245,7 @@ async def release_dispute(
 ) -> None:
     """The dispute is closed (and no other is open): held payments wait again; a date now past
     is simply due at the next runner pass."""
+    await _one_dispute_change_at_a_time(session, principal, invoice_id)
     if await TicketRepository(session, principal).open_disputes([invoice_id]):
         return
     held = await ScheduledPaymentRepository(session, principal).for_invoices(
@@ -258,6 +260,15 @@ async def release_dispute(
                 event="scheduled_payment.updated",
                 event_data={"reason": "the dispute is closed"},
             )
+
+
+async def _one_dispute_change_at_a_time(
+    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+) -> None:
+    """Lock the invoice: of two disputes about it closed at once, the second to take the lock
+    sees the first closed (and resumes the payments); without it, each saw the other still
+    open and the payments stayed on hold for good."""
+    await InvoiceRepository(session, principal).lock_one(invoice_id)
 
 
 async def live_method(
