@@ -22,7 +22,7 @@ from app.core.principal import ClientPrincipal, Principal
 from app.invoices.repository import InvoiceRepository
 from app.models import Invoice, PaymentMethod, ScheduledPayment
 from app.payment_methods.repository import PaymentMethodRepository
-from app.scheduled_payments.errors import ScheduledPaymentLocked
+from app.scheduled_payments.errors import ScheduledPaymentLocked, ScheduledPaymentNotFound
 from app.scheduled_payments.repository import OPEN_STATUSES, ScheduledPaymentRepository
 from app.scheduled_payments.rules import start_of_day
 from app.scheduled_payments.schemas import ScheduledPaymentCreate, ScheduledPaymentUpdate
@@ -103,6 +103,20 @@ async def create_scheduled_payment(
     )
     await session.flush()
     return payment
+
+
+async def lock_for_change(
+    session: AsyncSession, principal: Principal, payment_id: uuid.UUID
+) -> ScheduledPayment:
+    """One of the caller's scheduled payments, row-locked after its invoice: the order the
+    runner, AutoPay's replanning and disputes take them in. Locking the payment first, a
+    change or a try-now beside a replanning each held a row the other waited for."""
+    repo = ScheduledPaymentRepository(session, principal)
+    invoice_id = await repo.invoice_of(payment_id)
+    if invoice_id is None:
+        raise ScheduledPaymentNotFound()
+    await InvoiceRepository(session, principal).lock_one(invoice_id)
+    return await repo.get_or_404(payment_id, for_update=True)
 
 
 async def update_scheduled_payment(
