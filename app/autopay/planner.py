@@ -49,6 +49,9 @@ class Planned:
     payment_method_id: uuid.UUID
     amount: int
     day: date
+    # Earlier rules that cover some of these lines but were passed over: the invoice's total
+    # is over their cap (what the preview and the payment's event tell the client).
+    over_cap_of: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass
@@ -64,12 +67,15 @@ def plan_invoice(
 ) -> Plan:
     plan = Plan()
     by_rule: dict[uuid.UUID, int] = {}
+    passed_over: dict[uuid.UUID, list[uuid.UUID]] = {}
     for line in lines:
-        rule, why = _rule_for(rules, line, invoice.total)
+        rule, why, capped = _rule_for(rules, line, invoice.total)
         if rule is None:
             plan.left_out[why] = plan.left_out.get(why, 0) + line.amount
             continue
         by_rule[rule.id] = by_rule.get(rule.id, 0) + line.amount
+        skipped = passed_over.setdefault(rule.id, [])
+        skipped.extend(c for c in capped if c not in skipped)
     plan.covered = sum(by_rule.values())
     room = invoice.schedulable
     for rule in rules:
@@ -79,21 +85,31 @@ def plan_invoice(
             continue
         room -= amount
         plan.payments.append(
-            Planned(rule.id, rule.payment_method_id, amount, run_date(rule, invoice, today))
+            Planned(
+                rule.id,
+                rule.payment_method_id,
+                amount,
+                run_date(rule, invoice, today),
+                tuple(passed_over.get(rule.id, ())),
+            )
         )
     return plan
 
 
-def _rule_for(rules: Sequence[Rule], line: Line, total: int) -> tuple[Rule | None, str]:
-    why = "not_covered"
+def _rule_for(
+    rules: Sequence[Rule], line: Line, total: int
+) -> tuple[Rule | None, str, list[uuid.UUID]]:
+    """The rule that pays the line (or None and why not), and the rules before it that cover
+    the line but whose cap the invoice's total is over."""
+    capped: list[uuid.UUID] = []
     for rule in rules:
         if not rule.enabled or line.category_id not in rule.category_ids:
             continue
         if rule.max_invoice_total is not None and total > rule.max_invoice_total:
-            why = "over_cap"  # a later rule covering the line may still take it
+            capped.append(rule.id)  # a later rule covering the line may still take it
             continue
-        return rule, ""
-    return None, why
+        return rule, "", capped
+    return None, ("over_cap" if capped else "not_covered"), capped
 
 
 def run_date(rule: Rule, invoice: InvoiceFacts, today: date) -> date:

@@ -115,6 +115,7 @@ def _explain(
                 f"AutoPay will pay {p.amount} on {p.scheduled_for.isoformat()}" for p in active
             )
             + "."
+            + _passed_over(invoice, plan, view)
         )
         return item
     latest = payments[-1] if payments else None
@@ -141,6 +142,24 @@ def _explain(
     else:
         item.reason = "What it owes is already scheduled by other payments."
     return item
+
+
+def _passed_over(invoice: Invoice, plan: Plan, view: AutopayView) -> str:
+    """Why an earlier rule does not pay lines it covers (its cap), and what no rule pays."""
+    rules = {r.id: r for r in view.rules}
+    skipped = dict.fromkeys(rule_id for p in plan.payments for rule_id in p.over_cap_of)
+    said = [
+        f" Rule {rules[rule_id].position + 1} does not pay it: its total ({invoice.total}) is "
+        f"over that rule's cap of {rules[rule_id].max_invoice_total}."
+        for rule_id in skipped
+        if rule_id in rules
+    ]
+    if plan.left_out:
+        said.append(
+            f" Lines of {sum(plan.left_out.values())} are left to pay: no rule covers them"
+            + (" under its cap." if "over_cap" in plan.left_out else ".")
+        )
+    return "".join(said)
 
 
 def _expired(method: PaymentMethod, year: int, month: int) -> bool:

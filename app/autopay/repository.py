@@ -144,19 +144,21 @@ class AutopayRepository(Repository[AutopaySetting]):
     async def open_invoices(
         self, client_id: uuid.UUID, *, limit: int | None = None, for_update: bool = False
     ) -> list[Invoice]:
-        """The client's open invoices, soonest due first."""
-        stmt = (
-            select(Invoice)
-            .where(
-                Invoice.tenant_id == self.principal.tenant_id,
-                Invoice.client_id == client_id,
-                Invoice.status == "open",
-            )
-            .order_by(Invoice.due_date, Invoice.id)
-            .limit(limit)
+        """The client's open invoices, soonest due first.
+
+        `for_update` locks them in id order, the order a payment locks its invoices in
+        (`InvoiceRepository.lock_for_payment`): locked by due date, replanning and a payment
+        of several invoices could each hold one the other waits for."""
+        stmt = select(Invoice).where(
+            Invoice.tenant_id == self.principal.tenant_id,
+            Invoice.client_id == client_id,
+            Invoice.status == "open",
         )
         if for_update:
-            stmt = stmt.with_for_update()
+            assert limit is None, "all of them are locked, or none"
+            locked = await self.session.execute(stmt.order_by(Invoice.id).with_for_update())
+            return sorted(locked.scalars(), key=lambda i: (i.due_date, i.id))
+        stmt = stmt.order_by(Invoice.due_date, Invoice.id).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
     async def payments_of(

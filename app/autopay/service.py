@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.autopay.planner import InvoiceFacts, Plan, plan_invoice
+from app.autopay.planner import InvoiceFacts, Plan, Planned, plan_invoice
 from app.autopay.repository import OPEN_STATUSES, AutopayRepository, AutopayView
 from app.autopay.schemas import AutopayIn, AutopayOut, AutopayRuleIn, AutopayRuleOut, RunDate
 from app.consents.service import Origin, record_consent
@@ -231,17 +231,23 @@ def _follow_plan(
     disputed: bool,
     turned_off: bool,
 ) -> None:
-    waiting = {
-        p.rule_id: p
-        for p in payments
-        if p.origin == "autopay" and p.status in ("scheduled", "on_hold")
-    }
+    # One waiting payment per rule follows the plan. The payments of rules dropped from the
+    # list (their rule_id is set to NULL) are all left over, however many there are.
+    waiting: dict[uuid.UUID, ScheduledPayment] = {}
+    orphans: list[ScheduledPayment] = []
+    for p in payments:
+        if p.origin == "autopay" and p.status in ("scheduled", "on_hold"):
+            if p.rule_id is None or p.rule_id in waiting:
+                orphans.append(p)
+            else:
+                waiting[p.rule_id] = p
     busy_or_done = {
         p.rule_id
         for p in payments
         if p.origin == "autopay" and p.status in ("processing", "succeeded")
     }
     for planned in plan.payments:
+        why = _why(planned)
         existing = waiting.pop(planned.rule_id, None)
         if existing is not None:
             if (existing.amount, existing.scheduled_for, existing.payment_method_id) != (
@@ -256,6 +262,7 @@ def _follow_plan(
                     day=planned.day,
                     starts_at=start_of_day(planned.day, timezone),
                     method_id=planned.payment_method_id,
+                    event_data=why,
                 )
         elif planned.rule_id not in busy_or_done and not _failed_on(
             payments, planned.rule_id, planned.payment_method_id
@@ -270,14 +277,24 @@ def _follow_plan(
                 origin="autopay",
                 rule_id=planned.rule_id,
                 disputed=disputed,
+                event_data=why,
             )
     reason = (
         "AutoPay was turned off"
         if turned_off
         else ("AutoPay no longer covers this invoice's services")
     )
-    for leftover in waiting.values():
+    for leftover in [*waiting.values(), *orphans]:
         scheduled.cancel(session, leftover, reason)
+
+
+def _why(planned: Planned) -> dict[str, object]:
+    """What the payment's event says about its rule: which one pays, and the earlier rules
+    passed over because the invoice's total is over their cap."""
+    why: dict[str, object] = {"rule_id": str(planned.rule_id)}
+    if planned.over_cap_of:
+        why["over_cap_of"] = [str(rule_id) for rule_id in planned.over_cap_of]
+    return why
 
 
 def _failed_on(

@@ -34,7 +34,7 @@ from app.payments.service import PaymentService
 from app.scheduled_payments import attempts
 from app.scheduled_payments.attempts import AttemptKeys
 from app.scheduled_payments.repository import Claim, ScheduledPaymentRepository
-from app.scheduled_payments.service import cancel, live_method
+from app.scheduled_payments.service import cancel, live_method, lock_for_change
 from app.tickets.repository import TicketRepository
 
 # Why an attempt cannot charge anything.
@@ -103,8 +103,7 @@ class Attempts:
         """A manual attempt, now, in the caller's request (not counted as an automatic one),
         by the client or by staff for it."""
         async with transaction(self.sessionmaker) as session:
-            repo = ScheduledPaymentRepository(session, principal)
-            row = await repo.get_or_404(payment_id, for_update=True)
+            row = await lock_for_change(session, principal, payment_id)
             acting = (
                 principal
                 if isinstance(principal, ClientPrincipal)

@@ -90,6 +90,13 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
             stmt = stmt.with_for_update()
         return list((await self.session.execute(stmt)).scalars())
 
+    async def invoice_of(self, payment_id: uuid.UUID) -> uuid.UUID | None:
+        """The invoice of one of the caller's scheduled payments (None when not theirs), read
+        without loading the row, so that locking it afterwards reads it fresh."""
+        stmt = self.readable().where(ScheduledPayment.id == payment_id)
+        found = await self.session.execute(stmt.with_only_columns(ScheduledPayment.invoice_id))
+        return found.scalar_one_or_none()
+
     async def method_in_use(self, method_id: uuid.UUID) -> bool:
         """An unfinished scheduled payment relies on the method."""
         stmt = (
@@ -113,6 +120,8 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
         )
         if origin is not None:
             stmt = stmt.where(ScheduledPayment.origin == origin)
+        # Locked in the order every other statement locks several of them in.
+        stmt = stmt.order_by(ScheduledPayment.created_at, ScheduledPayment.id)
         return list((await self.session.execute(stmt.with_for_update())).scalars())
 
     async def claimed(self, claim: Claim, *, for_update: bool = False) -> ScheduledPayment | None:

@@ -31,6 +31,7 @@ from app.scheduled_payments.schemas import (
 from app.scheduled_payments.service import (
     cancel_scheduled_payment,
     create_scheduled_payment,
+    lock_for_change,
     update_scheduled_payment,
 )
 from app.tenancy.acting import act_for_client
@@ -47,9 +48,9 @@ async def scheduled_payment_from_path(
 async def scheduled_payment_for_update(
     scheduled_payment_id: uuid.UUID, principal: PersonDep, session: SessionDep
 ) -> ScheduledPayment:
-    """Row-locked for the request's transaction: the endpoint is about to change it."""
-    repo = ScheduledPaymentRepository(session, principal)
-    return await repo.get_or_404(scheduled_payment_id, for_update=True)
+    """Row-locked (after its invoice) for the request's transaction: the endpoint is about to
+    change it."""
+    return await lock_for_change(session, principal, scheduled_payment_id)
 
 
 ScheduledPaymentDep = Annotated[ScheduledPayment, Depends(scheduled_payment_from_path)]

@@ -9,7 +9,7 @@ included): creating or growing one locks the invoice and checks the sum.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -22,7 +22,7 @@ from app.core.principal import ClientPrincipal, Principal
 from app.invoices.repository import InvoiceRepository
 from app.models import Invoice, PaymentMethod, ScheduledPayment
 from app.payment_methods.repository import PaymentMethodRepository
-from app.scheduled_payments.errors import ScheduledPaymentLocked
+from app.scheduled_payments.errors import ScheduledPaymentLocked, ScheduledPaymentNotFound
 from app.scheduled_payments.repository import OPEN_STATUSES, ScheduledPaymentRepository
 from app.scheduled_payments.rules import start_of_day
 from app.scheduled_payments.schemas import ScheduledPaymentCreate, ScheduledPaymentUpdate
@@ -56,6 +56,7 @@ def schedule(
     origin: str,
     rule_id: uuid.UUID | None = None,
     disputed: bool = False,
+    event_data: Mapping[str, object] | None = None,
 ) -> ScheduledPayment:
     """A new scheduled payment (on hold from the start when its invoice is disputed)."""
     now = utcnow()
@@ -80,7 +81,7 @@ def schedule(
         updated_at=now,
     )
     session.add(payment)
-    scheduled_event(session, payment, "scheduled_payment.created")
+    scheduled_event(session, payment, "scheduled_payment.created", **(event_data or {}))
     return payment
 
 
@@ -105,6 +106,20 @@ async def create_scheduled_payment(
     )
     await session.flush()
     return payment
+
+
+async def lock_for_change(
+    session: AsyncSession, principal: Principal, payment_id: uuid.UUID
+) -> ScheduledPayment:
+    """One of the caller's scheduled payments, row-locked after its invoice: the order the
+    runner, AutoPay's replanning and disputes take them in. Locking the payment first, a
+    change or a try-now beside a replanning each held a row the other waited for."""
+    repo = ScheduledPaymentRepository(session, principal)
+    invoice_id = await repo.invoice_of(payment_id)
+    if invoice_id is None:
+        raise ScheduledPaymentNotFound()
+    await InvoiceRepository(session, principal).lock_one(invoice_id)
+    return await repo.get_or_404(payment_id, for_update=True)
 
 
 async def update_scheduled_payment(
@@ -179,6 +194,7 @@ def follow_autopay(
     day: date,
     starts_at: datetime,
     method_id: uuid.UUID,
+    event_data: Mapping[str, object] | None = None,
 ) -> None:
     """AutoPay's rules changed: its waiting payment follows. One waiting for a retry keeps its
     retry time, unless its method changed: a new method is tried at the next pass."""
@@ -193,7 +209,7 @@ def follow_autopay(
         payment,
         cast(Status, payment.status),
         event="scheduled_payment.updated",
-        event_data={"reason": "autopay changed"},
+        event_data={"reason": "autopay changed", **(event_data or {})},
         amount=amount,
         scheduled_for=day,
         next_attempt_at=next_attempt,
@@ -226,6 +242,7 @@ async def hold_for_dispute(
 ) -> None:
     """An open billing dispute: the invoice's waiting payments are held (AutoPay's and the
     client's own); one being charged right now is held by the runner when it ends."""
+    await _one_dispute_change_at_a_time(session, principal, invoice_id)
     waiting = await ScheduledPaymentRepository(session, principal).for_invoices(
         [invoice_id], statuses=("scheduled",), for_update=True
     )
@@ -245,6 +262,7 @@ async def release_dispute(
 ) -> None:
     """The dispute is closed (and no other is open): held payments wait again; a date now past
     is simply due at the next runner pass."""
+    await _one_dispute_change_at_a_time(session, principal, invoice_id)
     if await TicketRepository(session, principal).open_disputes([invoice_id]):
         return
     held = await ScheduledPaymentRepository(session, principal).for_invoices(
@@ -259,6 +277,15 @@ async def release_dispute(
                 event="scheduled_payment.updated",
                 event_data={"reason": "the dispute is closed"},
             )
+
+
+async def _one_dispute_change_at_a_time(
+    session: AsyncSession, principal: Principal, invoice_id: uuid.UUID
+) -> None:
+    """Lock the invoice: of two disputes about it closed at once, the second to take the lock
+    sees the first closed (and resumes the payments); without it, each saw the other still
+    open and the payments stayed on hold for good."""
+    await InvoiceRepository(session, principal).lock_one(invoice_id)
 
 
 async def live_method(

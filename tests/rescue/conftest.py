@@ -1,0 +1,1 @@
+from tests.autopay.fixtures import *  # noqa: F403  (the shared fixtures)
