@@ -119,6 +119,7 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
 
     from app.core.db import create_engine, create_sessionmaker
     from app.core.logging import configure_logging
+    from app.core.metrics import start_metrics_server
     from app.scheduler.runner import PaymentRunner, run_forever
     from app.wiring import build_gateway
 
@@ -127,6 +128,8 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
     gateway = build_gateway(settings)
     stop = asyncio.Event()
     runner = PaymentRunner(create_sessionmaker(engine), gateway, settings, stop=stop)
+    # The runner's own /metrics (payments, gateway calls, queue depth and lag) when enabled.
+    metrics = start_metrics_server(settings) if not once else None
     loop = asyncio.get_running_loop()
     # SIGTERM or Ctrl-C: claim nothing more, finish the payments in flight, hand back the rest.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -146,6 +149,8 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
         print("scheduler stopped", flush=True)
         return 0
     finally:
+        if metrics is not None:
+            metrics.close()
         await gateway.aclose()
         await engine.dispose()
 

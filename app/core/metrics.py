@@ -55,8 +55,8 @@ HTTP_REQUEST_DURATION = Histogram(
 # The money path (pay-now, the runner, reconcile) records these.
 PAYMENTS = Counter(
     "billing_payments",
-    "Payments by outcome (succeeded, failed, pending) and origin (pay_now, autopay, "
-    "manual, reconcile).",
+    "Payments recorded, by outcome (succeeded, failed, pending) and origin (pay_now: a client's "
+    "or staff's payment now; scheduled: the runner's and manual retries).",
     ["outcome", "origin"],
 )
 GATEWAY_CALL_DURATION = Histogram(

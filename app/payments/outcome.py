@@ -21,6 +21,8 @@ class Reserved(Generic[R]):
 
     record: Any
     call: GatewayCall[R] | None = None
+    # The gateway operation the call makes ("charge" or "refund"): for the metrics.
+    operation: str = "charge"
 
 
 @dataclass(frozen=True, slots=True)

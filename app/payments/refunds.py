@@ -66,7 +66,7 @@ async def reserve(
     )
     refunds.add(refund)
     await session.flush()
-    return Reserved(refund, _refund_call(refund, payment))
+    return Reserved(refund, _refund_call(refund, payment), operation="refund")
 
 
 async def prepare(
@@ -77,7 +77,7 @@ async def prepare(
     if refund.status != "pending":
         return Reserved(refund)
     payment = await PaymentRepository(session, principal).get_or_404(refund.payment_id)
-    return Reserved(refund, _refund_call(refund, payment))
+    return Reserved(refund, _refund_call(refund, payment), operation="refund")
 
 
 async def record(

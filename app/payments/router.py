@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -12,7 +13,7 @@ from app.auth.dependencies import PersonDep, PrincipalDep, Scoped, StaffDep
 from app.core.db import transaction
 from app.core.deps import PageDep, SessionDep, SessionmakerDep
 from app.core.errors import Unprocessable, problem_responses
-from app.core.idempotency import IdempotentDep
+from app.core.idempotency import IdempotentDep, IdempotentRequest
 from app.core.pagination import Page
 from app.core.principal import ClientPrincipal, Principal
 from app.invoices.repository import InvoiceRepository
@@ -81,7 +82,12 @@ async def pay(
         )
         return await _charged(payments, sessionmaker, acting, order)
 
-    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, pay_now)
+    return await idempotent.respond(
+        principal.actor_key,
+        status.HTTP_201_CREATED,
+        pay_now,
+        settled=_settled(payments, sessionmaker, principal, idempotent),
+    )
 
 
 @router.post(
@@ -116,7 +122,12 @@ async def pay_several(
         )
         return await _charged(payments, sessionmaker, acting, order)
 
-    return await idempotent.respond(principal.actor_key, status.HTTP_201_CREATED, pay_them)
+    return await idempotent.respond(
+        principal.actor_key,
+        status.HTTP_201_CREATED,
+        pay_them,
+        settled=_settled(payments, sessionmaker, principal, idempotent),
+    )
 
 
 async def _payer_of(
@@ -141,7 +152,29 @@ async def _charged(
     order: PaymentOrder,
 ) -> PaymentDetail:
     """The payment made, as the API shows it; a decline is 402, an unknown outcome 503."""
-    payment = await payments.pay(acting, order)
+    return await _answer(sessionmaker, acting, await payments.pay(acting, order))
+
+
+def _settled(
+    payments: PaymentService,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    idempotent: IdempotentRequest,
+) -> Callable[[], Awaitable[PaymentDetail | None]]:
+    """For a retry that finds the first request still in flight: its payment's answer, once
+    the payment is settled (the first request's process may have died after the charge)."""
+
+    async def answer() -> PaymentDetail | None:
+        key = idempotent.request_key(principal.actor_key)
+        payment = await payments.settled(principal, key) if key else None
+        return None if payment is None else await _answer(sessionmaker, principal, payment)
+
+    return answer
+
+
+async def _answer(
+    sessionmaker: async_sessionmaker[AsyncSession], principal: Principal, payment: Payment
+) -> PaymentDetail:
     if payment.status == "failed":
         raise PaymentDeclined(
             payment_id=payment.id,
@@ -152,7 +185,7 @@ async def _charged(
         raise PaymentPending(payment.id)
     async with transaction(sessionmaker) as session:
         return await payment_detail(
-            PaymentRepository(session, acting), RefundRepository(session, acting), payment
+            PaymentRepository(session, principal), RefundRepository(session, principal), payment
         )
 
 

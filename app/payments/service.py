@@ -20,17 +20,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import transaction
+from app.core.db_unavailable import is_database_unavailable
+from app.core.metrics import PAYMENTS, time_gateway_call
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge, GatewayDeclined, GatewayError, PaymentGateway
 from app.models import Payment, Refund
 from app.payments import charges, refunds
 from app.payments.charges import PaymentOrder
+from app.payments.errors import PaymentPending, RefundPending
 from app.payments.outcome import Outcome, Reserved
+from app.payments.repository import PaymentRepository
 
 logger = logging.getLogger("billing_portal.payments")
 
@@ -65,7 +69,8 @@ class PaymentService:
         """Step 2: the gateway call, outside any transaction."""
         assert reserved.call is not None, "only a pending payment or refund is sent"
         try:
-            return Outcome(result=await reserved.call(self.gateway))
+            with time_gateway_call(self.gateway.name, reserved.operation):
+                return Outcome(result=await reserved.call(self.gateway))
         except GatewayDeclined as declined:
             return Outcome(declined=declined)
         except GatewayError as exc:
@@ -83,7 +88,16 @@ class PaymentService:
         outcome: Outcome[Charge],
     ) -> Payment:
         """Step 3 in the caller's transaction."""
-        return await charges.record(session, principal, payment_id, outcome)
+        payment = await charges.record(session, principal, payment_id, outcome)
+        _count(payment)
+        return payment
+
+    async def settled(self, principal: Principal, request_key: str) -> Payment | None:
+        """The payment a request key made, once it is settled (None while it is pending or
+        when there is none): what a retried request answers without charging again."""
+        async with transaction(self.sessionmaker) as session:
+            payment = await PaymentRepository(session, principal).by_request_key(request_key)
+        return payment if payment is not None and payment.status != "pending" else None
 
     async def settle(self, principal: Principal, payment_id: uuid.UUID) -> Payment:
         """A payment left pending, settled by asking the gateway again with its own key."""
@@ -122,10 +136,25 @@ class PaymentService:
             settled: T = reserved.record
             return settled
         outcome = await self.send(reserved)
-        async with transaction(self.sessionmaker) as session:
-            return await record(session, principal, reserved.record.id, outcome)
+        try:
+            async with transaction(self.sessionmaker) as session:
+                done = await record(session, principal, reserved.record.id, outcome)
+        except Exception as exc:
+            # The gateway answered but the database did not take the outcome: the record
+            # stays pending (never lost, never charged twice) and reconciliation settles it.
+            if not is_database_unavailable(exc):
+                raise
+            logger.error(
+                "database unavailable while recording a gateway outcome; left pending",
+                extra={"record_id": str(reserved.record.id)},
+            )
+            if isinstance(reserved.record, Payment):
+                raise PaymentPending(reserved.record.id) from None
+            raise RefundPending(reserved.record.id) from None
+        if isinstance(done, Payment):
+            _count(done)
+        return done
 
 
-def payment_service(state: Any) -> PaymentService:
-    """The service over an app's (or a process's) sessionmaker and gateway."""
-    return PaymentService(state.sessionmaker, state.gateway)
+def _count(payment: Payment) -> None:
+    PAYMENTS.labels(payment.status, payment.origin).inc()

@@ -58,6 +58,13 @@ async def claim_due(
     )
 
 
+async def backlog(session: AsyncSession) -> tuple[int, timedelta]:
+    """How many payments are due and waiting, and how long the oldest has waited."""
+    now = utcnow()
+    count, oldest = await ScheduledPaymentQueue(session).backlog(now)
+    return count, (now - oldest) if oldest is not None else timedelta(0)
+
+
 async def renew_claims(session: AsyncSession, claims: list[Claim], *, lease: timedelta) -> None:
     await ScheduledPaymentQueue(session).renew(claims, lease_until=utcnow() + lease)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import PageParams
@@ -204,6 +204,14 @@ class ScheduledPaymentQueue:
             .execution_options(synchronize_session=False)
         )
         return claims + [Claim(*row) for row in recovered.all()]
+
+    async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many rows are due and waiting, and when the oldest of them fell due."""
+        stmt = select(func.count(), func.min(ScheduledPayment.next_attempt_at)).where(
+            ScheduledPayment.status == "scheduled", ScheduledPayment.next_attempt_at <= now
+        )
+        count, oldest = (await self.session.execute(stmt)).one()
+        return int(count), oldest
 
     async def renew(self, claims: Sequence[Claim], *, lease_until: datetime) -> None:
         """The runner is alive and still working on these: keep them its own."""

@@ -22,6 +22,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.idempotency import IdempotencyStore
+from app.core.metrics import OUTBOX_DEPTH, RUNNER_QUEUE_DEPTH, RUNNER_QUEUE_LAG
 from app.core.work_queue import Worker
 from app.gateways.base import PaymentGateway
 from app.payments.reconcile import reconcile
@@ -29,7 +30,7 @@ from app.payments.service import PaymentService
 from app.scheduled_payments import attempts
 from app.scheduled_payments.charging import Attempts
 from app.scheduled_payments.repository import Claim
-from app.webhooks.delivery import WebhookDeliverer
+from app.webhooks.delivery import WebhookDeliverer, outbox_depth
 
 logger = logging.getLogger("billing_portal.scheduler")
 
@@ -149,7 +150,18 @@ class PaymentRunner:
         # Last, so the events of this run's payments go out with it.
         sent = await WebhookDeliverer(self.sessionmaker, self.settings, stop=self.stop).run_once()
         report.webhooks_sent = sent.claimed
+        await self.measure()
         return report
+
+    async def measure(self) -> None:
+        """The queues' gauges for /metrics: due payments waiting and the oldest one's lag,
+        webhook deliveries not yet done."""
+        async with transaction(self.sessionmaker) as session:
+            due, lag = await attempts.backlog(session)
+            webhooks = await outbox_depth(session)
+        RUNNER_QUEUE_DEPTH.labels("scheduled_payments").set(due)
+        RUNNER_QUEUE_LAG.labels("scheduled_payments").set(lag.total_seconds())
+        OUTBOX_DEPTH.labels("webhook").set(webhooks)
 
 
 async def run_forever(runner: PaymentRunner, interval: float) -> None:

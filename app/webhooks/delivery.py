@@ -208,6 +208,11 @@ def _endpoint_failed(session: AsyncSession, endpoint: WebhookEndpoint, now: date
         )
 
 
+async def outbox_depth(session: AsyncSession) -> int:
+    """Deliveries not yet done, across tenants (for the metrics)."""
+    return await WebhookQueue(session).pending_count()
+
+
 class WebhookDeliverer:
     """Sends everything due now; `stop` ends it after the attempts in flight."""
 

@@ -165,6 +165,11 @@ class WebhookQueue:
         )
         return len(events)
 
+    async def pending_count(self) -> int:
+        """Deliveries not yet done (the outbox's depth)."""
+        stmt = select(func.count()).where(WebhookDelivery.status == "pending")
+        return int((await self.session.execute(stmt)).scalar_one())
+
     async def claim(
         self, limit: int, *, now: datetime, lease_until: datetime
     ) -> list[DeliveryClaim]:

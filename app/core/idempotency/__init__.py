@@ -155,6 +155,14 @@ class IdempotencyStore:
             )
             return _Started(record.id)
 
+    async def take_over(self, actor: str, key: str, fingerprint: str) -> _Started:
+        """The record of a request still in flight, for an answer found elsewhere."""
+        async with transaction(self.sessionmaker) as session:
+            found = await IdempotencyRepository(session).locked(actor, key)
+            if found is None or found.request_fingerprint != fingerprint:
+                raise IdempotentRequestInFlight()
+            return _Started(found.id)
+
     async def complete(self, record_id: Any, status: int, body: Any) -> None:
         async with transaction(self.sessionmaker) as session:
             await IdempotencyRepository(session).complete(record_id, status, body)
@@ -194,20 +202,63 @@ class IdempotentRequest:
         return f"{actor}:{self.key}" if self.key else None
 
     async def respond(
-        self, actor: str, status_code: int, operation: Callable[[], Awaitable[Any]]
+        self,
+        actor: str,
+        status_code: int,
+        operation: Callable[[], Awaitable[Any]],
+        *,
+        settled: Callable[[], Awaitable[Any]] | None = None,
     ) -> Response:
+        """`settled`, for operations that leave a record of their own (a payment found by its
+        request key): what that record says now, or None while it is unsettled. A retry that
+        meets the first request still "in flight" (its process may have died after the charge)
+        then learns the outcome as soon as it is recorded, instead of waiting out the lock."""
         if self.key is None:
             return _json(await operation(), status_code)
         request = self.request
         store: IdempotencyStore = request.app.state.idempotency
         fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-        started = await store.begin(actor, self.key, fingerprint)
+        try:
+            started = await store.begin(actor, self.key, fingerprint)
+        except IdempotentRequestInFlight:
+            if settled is None:
+                raise
+            return await self._answer_settled(store, actor, fingerprint, status_code, settled)
         if isinstance(started, _Replay):
             replay = _render(started.status, started.body)
             replay.headers["Idempotent-Replayed"] = "true"
             return replay
+        return await self._run(store, started, status_code, operation)
+
+    async def _answer_settled(
+        self,
+        store: IdempotencyStore,
+        actor: str,
+        fingerprint: str,
+        status_code: int,
+        settled: Callable[[], Awaitable[Any]],
+    ) -> Response:
+        async def known() -> Any:
+            answer = await settled()
+            if answer is None:
+                raise IdempotentRequestInFlight()
+            return answer
+
+        taken = await store.take_over(actor, str(self.key), fingerprint)
+        return await self._run(store, taken, status_code, known)
+
+    async def _run(
+        self,
+        store: IdempotencyStore,
+        started: _Started,
+        status_code: int,
+        operation: Callable[[], Awaitable[Any]],
+    ) -> Response:
+        request = self.request
         try:
             result = await operation()
+        except IdempotentRequestInFlight:
+            raise  # the first request still owns the key: leave its lock as it is
         except AppError as exc:
             if exc.status >= 500 or isinstance(exc, RetryLater):
                 await store.release(started.record_id)
