@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
@@ -15,12 +16,15 @@ from app.autopay.router import router as autopay_router
 from app.consents.router import router as consents_router
 from app.core.audit import AuditContextMiddleware, audit_reason
 from app.core.config import Settings, get_settings
+from app.core.cors import install_cors
 from app.core.db import create_engine, create_sessionmaker, database_answers
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyStore
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
+from app.core.openapi import install_openapi
 from app.events.router import router as events_router
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
@@ -32,6 +36,7 @@ from app.webhooks.router import router as webhooks_router
 from app.wiring import build_gateway, build_hooks
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = "/openapi.json"
 API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenancy_router,
@@ -45,6 +50,10 @@ API_ROUTERS: list[APIRouter] = [
     events_router,
     webhooks_router,
 ]
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok` (the process is up) or `ready` (the database answers).")
 
 
 def _unique_operation_id(route: Any) -> str:
@@ -71,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Invoices, payments, AutoPay and service tickets for an MSP's clients.",
         lifespan=lifespan,
         generate_unique_id_function=_unique_operation_id,
-        openapi_url="/openapi.json",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served by install_docs, without a CDN
+        redoc_url=None,
     )
     engine = create_engine(settings, kind="api")
     app.state.settings = settings
@@ -90,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(AuditContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_cors(app, settings.cors_origin_list)  # outside the request context: every answer
     if settings.metrics_enabled:
         app.add_middleware(HttpMetricsMiddleware)  # outermost: it sees every answer
 
@@ -97,18 +109,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Any call may say why (X-Audit-Reason); the events it records keep it.
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(audit_reason)])
     app.include_router(_operations_router())
+    install_docs(app, openapi_url=OPENAPI_URL)
+    install_openapi(app)
     return app
 
 
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", operation_id="healthz")
-    async def healthz() -> dict[str, str]:
+    @router.get("/healthz", operation_id="healthz", summary="Liveness")
+    async def healthz() -> Health:
         """The process is up."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @router.get("/readyz", operation_id="readyz", responses={503: {"description": "Not ready"}})
+    @router.get(
+        "/readyz",
+        operation_id="readyz",
+        summary="Readiness",
+        response_model=Health,
+        responses={503: {"description": "The database does not answer."}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The database answers."""
         if not await database_answers(request.app.state.engine):

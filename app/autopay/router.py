@@ -16,6 +16,7 @@ from app.consents.service import Origin
 from app.core.deps import SessionDep
 from app.core.errors import Unprocessable, problem_responses
 from app.core.etag import IfMatchHeader, etag_for
+from app.core.openapi import response_headers
 from app.tenancy.acting import act_for_client
 from app.tenancy.repository import ClientRepository
 
@@ -41,7 +42,11 @@ async def client_in_question(
 ClientIdDep = Annotated[uuid.UUID, Depends(client_in_question)]
 
 
-@router.get("/autopay", operation_id="getAutopay", responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/autopay",
+    operation_id="getAutopay",
+    responses={**problem_responses(401, 403, 404, 422), 200: response_headers("ETag")},
+)
 async def get_autopay(
     principal: PersonDep, client_id: ClientIdDep, session: SessionDep, response: Response
 ) -> AutopayOut:
@@ -54,7 +59,7 @@ async def get_autopay(
 @router.put(
     "/autopay",
     operation_id="replaceAutopay",
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses={**problem_responses(401, 403, 404, 409, 412, 422), 200: response_headers("ETag")},
 )
 async def put_autopay(
     request: Request,

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     pdf_fallback_font: Path | None = None
 
+    # Origins whose pages may call the API from a browser (CORS), comma-separated, e.g.
+    # `https://portal.example.com,http://localhost:5173`; none by default.
+    cors_origins: str = ""
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -97,6 +101,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL, e.g. https://billing.example.com")
         return value.rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        return ",".join(_origin(part.strip()) for part in value.split(",") if part.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin for origin in self.cors_origins.split(",") if origin]
 
     @field_validator("pdf_fallback_font")
     @classmethod
@@ -163,6 +176,20 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it (`https://app.example.com`, `http://localhost:5173`):
+    lower-case, no default port, no path."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an origin such as https://app.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{text!r} is not an origin: leave out the path, query and user")
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}"
 
 
 def get_settings() -> Settings:

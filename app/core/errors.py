@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -126,16 +126,53 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
-class ProblemDetail(BaseModel):
-    """RFC 9457 problem details, as every error of this API is shaped."""
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`). `type` names the kind
+    of problem for programs; `title` and `detail` are for people. Some problems add members of
+    their own (a decline's `decline_code` and `payment_id` ...); any other is kept too."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem; compare it, not `title`.")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, for a person to read.")
+    instance: str | None = Field(default=None, description="The path the request was sent to.")
+    request_id: str | None = Field(
+        default=None, description="The request's `X-Request-Id`: quote it when reporting a fault."
+    )
+    decline_code: str | None = Field(
+        default=None, description="A declined payment: the gateway's reason (`card_declined` ...)."
+    )
+    payment_id: str | None = Field(
+        default=None, description="The payment this problem is about (kept in the history)."
+    )
+    payment_status: str | None = Field(
+        default=None, description="The payment's status when it is not settled (`pending`)."
+    )
+    refund_id: str | None = Field(default=None, description="The refund this problem is about.")
+    refund_status: str | None = Field(
+        default=None, description="The refund's status when it is not settled (`pending`)."
+    )
+    code: str | None = Field(
+        default=None, description="A refused payment method: the gateway's reason."
+    )
+
+
+class FieldError(BaseModel):
+    """One reason a request was refused: where (`loc`) and why (`msg`)."""
+
+    loc: list[str | int] = Field(
+        description='Where: `["body", "lines", 0, "quantity"]`, `["query", "limit"]` ...'
+    )
+    msg: str = Field(description="Why, for a person to read.")
+    type: str | None = Field(default=None, description="The kind of error, for programs.")
+
+
+class ValidationProblem(Problem):
+    """A request refused as invalid (422), with every reason in `errors`."""
+
+    errors: list[FieldError] = Field(description="Every reason the request was refused.")
 
 
 def problem_response(
@@ -241,6 +278,9 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+# FastAPI's words for a body it could not parse (not UTF-8, a broken multipart ...).
+_FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
+
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -296,6 +336,16 @@ def install_error_handlers(app: FastAPI) -> None:
             allowed = _allowed_methods(request)
             if allowed:
                 headers["Allow"] = ", ".join(allowed)
+        if exc.status_code == 400 and detail == _FASTAPI_UNREADABLE_BODY:
+            return problem_response(
+                400,
+                title="Malformed body",
+                detail="The request body could not be read: send UTF-8 JSON (or the form the "
+                "operation documents).",
+                type_slug="malformed-body",
+                request=request,
+                headers=headers,
+            )
         return problem_response(exc.status_code, detail=detail, request=request, headers=headers)
 
     async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -337,13 +387,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_middleware(ContainUnexpectedErrors)
 
 
+# What each error status means on any operation; an operation may say more in its own words.
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The body could not be read: it is not UTF-8, or not the media type the operation takes.",
+    401: "Missing, invalid or expired credentials.",
+    402: "Declined by the payment gateway: `decline_code` says why.",
+    403: "The caller may not do this: its role or scopes, or a password that must be changed "
+    "first.",
+    404: "No such resource, or it belongs to another client or tenant.",
+    409: "The request conflicts with the resource's current state, or a request with the same "
+    "Idempotency-Key is still in flight.",
+    412: "If-Match does not match the resource's current ETag: GET it again.",
+    413: "The request body is too large.",
+    422: "The request is invalid: `errors` lists every reason.",
+    429: "Too many attempts: retry after `Retry-After` seconds.",
+    500: "An unexpected error: quote `request_id` when reporting it.",
+    503: "The database or the payment gateway is unavailable: retry after `Retry-After` seconds.",
+}
+
+
+def problem_schema_ref(status: int) -> dict[str, str]:
+    name = ValidationProblem.__name__ if status == 422 else Problem.__name__
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries documenting problem+json answers."""
+    """OpenAPI `responses=` entries for problem+json answers (the document adds the schemas,
+    and the statuses every operation of its kind can answer: app/core/openapi)."""
     return {
         status: {
-            "model": ProblemDetail,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_CONTENT_TYPE: {}},
+            "description": PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_schema_ref(status)}},
         }
         for status in statuses
     }

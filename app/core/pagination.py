@@ -36,6 +36,12 @@ class Page(BaseModel, Generic[T]):
         description="Pass as `cursor` to get the next page; null on the last page."
     )
 
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`Page[InvoiceOut]` is `InvoicePage` in the OpenAPI document and generated code."""
+        (item,) = params
+        return str(getattr(item, "__name__", item)).removesuffix("Out") + "Page"
+
 
 class PageParams(BaseModel):
     limit: int = DEFAULT_LIMIT

@@ -60,7 +60,10 @@ async def list_invoices(
     status_code=status.HTTP_201_CREATED,
     response_model=InvoiceDetail,
     responses={
-        200: {"description": "An invoice with this external_id and this content exists."},
+        200: {
+            "model": InvoiceDetail,
+            "description": "An invoice with this external_id and this content exists.",
+        },
         **problem_responses(401, 403, 409, 422),
     },
 )

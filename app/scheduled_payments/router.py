@@ -14,6 +14,7 @@ from app.core.deps import PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.etag import IfMatchHeader, etag_for
 from app.core.idempotency import IdempotentDep
+from app.core.openapi import response_headers
 from app.core.pagination import Page
 from app.core.principal import ClientPrincipal
 from app.models import ScheduledPayment
@@ -92,7 +93,7 @@ async def list_scheduled_payments(
     operation_id="createScheduledPayment",
     status_code=status.HTTP_201_CREATED,
     response_model=ScheduledPaymentOut,
-    responses=problem_responses(401, 403, 409, 422),
+    responses={**problem_responses(401, 403, 409, 422), 201: response_headers("ETag")},
 )
 async def create(
     body: ScheduledPaymentCreate,
@@ -120,7 +121,7 @@ async def create(
 @router.get(
     "/scheduled-payments/{scheduled_payment_id}",
     operation_id="getScheduledPayment",
-    responses=problem_responses(401, 403, 404, 422),
+    responses={**problem_responses(401, 403, 404, 422), 200: response_headers("ETag")},
 )
 async def get_scheduled_payment(
     payment: ScheduledPaymentDep, response: Response
@@ -133,7 +134,7 @@ async def get_scheduled_payment(
 @router.patch(
     "/scheduled-payments/{scheduled_payment_id}",
     operation_id="updateScheduledPayment",
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses={**problem_responses(401, 403, 404, 409, 412, 422), 200: response_headers("ETag")},
 )
 async def update(
     body: ScheduledPaymentUpdate,
@@ -153,7 +154,7 @@ async def update(
 @router.post(
     "/scheduled-payments/{scheduled_payment_id}/cancel",
     operation_id="cancelScheduledPayment",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses={**problem_responses(401, 403, 404, 409, 422), 200: response_headers("ETag")},
 )
 async def cancel(
     payment: LockedScheduledPaymentDep, session: SessionDep, response: Response

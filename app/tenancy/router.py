@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from app.auth.dependencies import Scoped, StaffDep, StaffOrKey
 from app.core.deps import PageDep, SessionDep
 from app.core.errors import problem_responses
+from app.core.openapi import response_headers
 from app.core.pagination import Page
 from app.core.principal import Principal
 from app.tenancy.dependencies import ClientPathDep
@@ -90,7 +91,11 @@ async def set_tenant_logo(
     tags=["tenancy"],
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The logo."},
+        200: {
+            "content": {"image/png": {}, "image/jpeg": {}},
+            "description": "The logo.",
+            **response_headers("ETag"),
+        },
         **problem_responses(401, 403, 404),
     },
 )
