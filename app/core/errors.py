@@ -278,7 +278,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-# FastAPI's words for a body it could not parse (not UTF-8, a broken multipart ...).
+# FastAPI's words for a body it could not parse (not UTF-8 ...); Starlette's multipart parser
+# says what was wrong itself.
 _FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -336,12 +337,14 @@ def install_error_handlers(app: FastAPI) -> None:
             allowed = _allowed_methods(request)
             if allowed:
                 headers["Allow"] = ", ".join(allowed)
-        if exc.status_code == 400 and detail == _FASTAPI_UNREADABLE_BODY:
+        if exc.status_code == 400:
+            # Only reading the body raises a 400 this way (routes raise AppErrors).
+            if detail in (None, _FASTAPI_UNREADABLE_BODY):
+                detail = "send UTF-8 JSON, or the form the operation documents."
             return problem_response(
                 400,
                 title="Malformed body",
-                detail="The request body could not be read: send UTF-8 JSON (or the form the "
-                "operation documents).",
+                detail=f"The request body could not be read: {detail}",
                 type_slug="malformed-body",
                 request=request,
                 headers=headers,
