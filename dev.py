@@ -51,7 +51,15 @@ for line in md.requires("billing-portal") or []:
     if not req.specifier.contains(version, prereleases=True):
         print(f"{req} (the lock has {version})")
 """
-CACHES = [".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"]
+CACHES = [
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "node_modules",
+]
 
 
 def note(message: str) -> None:
@@ -250,6 +258,27 @@ def cmd_openapi() -> int:
     return call([tool("billing-portal"), "export-openapi"])
 
 
+def cmd_lint_openapi() -> int:
+    """Redocly CLI's recommended rules over openapi/openapi.json: errors fail, warnings are
+    shown. The CLI is the one package-lock.json pins, installed with `npm ci` when it changed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return fail("lint-openapi needs Node.js 20 or newer with npm (Debian: nodejs, npm)")
+    lock = ROOT / "package-lock.json"
+    stamp = ROOT / "node_modules" / ".billing-dev-lock.sha256"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text().strip() != digest:
+        note("installing the npm tools of package-lock.json (npm ci)")
+        code = call([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+        if code != 0:
+            return fail(f"npm ci failed (exit {code})")
+        stamp.write_text(digest + "\n")
+    # No telemetry and no update check: the CLI has nothing to ask the network.
+    env = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+    redocly = ROOT / "node_modules" / ".bin" / "redocly"
+    return call([str(redocly), "lint", "--format", "stylish", "openapi/openapi.json"], env)
+
+
 def cmd_clean(venv: bool) -> int:
     """Remove caches and build output; the venv only when asked, data/ never."""
     doomed = [ROOT / name for name in CACHES] + list(ROOT.glob("*.egg-info"))
@@ -282,6 +311,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("lint", help="ruff check, ruff format --check, mypy --strict")
     sub.add_parser("check-migrations", help="alembic upgrade head + check on a scratch SQLite")
     sub.add_parser("openapi", help="write openapi/openapi.json")
+    sub.add_parser("lint-openapi", help="Redocly's recommended rules over openapi/openapi.json")
     sub.add_parser("setup", help="only create or refresh the virtualenv")
     lock = sub.add_parser("lock", help="regenerate the lock files from pyproject.toml")
     lock.add_argument(
@@ -306,6 +336,8 @@ def main(argv: list[str]) -> int:
         return cmd_openapi()
     if args.command == "lock":
         return cmd_lock(args.upgrade)
+    if args.command == "lint-openapi":
+        return cmd_lint_openapi()
     if args.command == "clean":
         return cmd_clean(args.venv)
     bootstrap()  # setup
