@@ -29,6 +29,9 @@ from app.main import create_app
 from app.models import Base
 from tests.factories import Factory
 
+# Every answer the suite's app gives is checked against the OpenAPI document at the end.
+pytest_plugins = ["tests.openapi_conformance"]
+
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 40
 
 
@@ -85,7 +88,10 @@ async def _reset_postgres_schema(settings: Settings) -> None:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings, migrated: None) -> AsyncIterator[object]:
+    from tests.openapi_conformance import record_responses  # a plugin: imported by pytest
+
     application = create_app(settings)
+    record_responses(application)
     gateway = application.state.gateway
     application.state.test_resets = [gateway.reset] if hasattr(gateway, "reset") else []
     yield application
