@@ -1,6 +1,7 @@
 """A client generated from the served document with openapi-python-client reads every answer
-as a typed object, errors included: the scenario an integration or an app would run, against
-the app on a real loopback server."""
+as a typed object, errors included: the scenario an integration or an app would run (sign in,
+invoices, a card, payments with an Idempotency-Key, a decline, validation errors, the PDF, a
+ticket, a webhook endpoint), against the app on a real loopback server."""
 
 from __future__ import annotations
 
@@ -80,8 +81,14 @@ def endpoint(tag: str, operation: str) -> Any:
 
 
 async def test_a_generated_client_runs_the_whole_scenario_with_typed_answers(
-    app: Any, factory: Factory, tmp_path: Path, imported: list[Path]
+    app: Any,
+    factory: Factory,
+    tmp_path: Path,
+    imported: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The webhook endpoint below is on loopback, as in development.
+    monkeypatch.setattr(app.state.settings, "webhooks_allow_private_urls", True)
     world = await factory.world()
     category = await factory.category(world.tenant)
     async with serving(app) as origin:
@@ -204,3 +211,16 @@ async def test_a_generated_client_runs_the_whole_scenario_with_typed_answers(
         )
         assert ticket.subject == "VPN down", ticket
         assert ticket.status is models.TicketStatus.OPEN
+
+        # A webhook endpoint for the payments, its signing secret shown this once.
+        hook = await endpoint("webhooks", "create_webhook_endpoint").asyncio(
+            client=staff,
+            body=models.WebhookEndpointCreate(
+                url=f"{origin}/hooks", event_types=["payment.succeeded", "payment.failed"]
+            ),
+        )
+        assert isinstance(hook, models.WebhookEndpointSecret), hook
+        assert hook.secret.startswith("whsec_")
+        hooks = await endpoint("webhooks", "list_webhook_endpoints").asyncio(client=staff)
+        assert isinstance(hooks, models.WebhookEndpointPage), hooks
+        assert [h.id for h in hooks.items] == [hook.id]

@@ -19,7 +19,7 @@ from typing import Any
 SCHEMAS_REF = "#/components/schemas/"
 # A model's name without its role, to name what it holds: `InvoiceDetail.status` is the
 # invoice's status, `InvoiceStatus`.
-_ROLE_SUFFIXES = ("Detail", "Create", "Update", "Change", "Summary", "Out", "In")
+_ROLE_SUFFIXES = ("Detail", "Created", "Create", "Update", "Change", "Summary", "Out", "In")
 # FastAPI's schemas for its own 422 body, replaced by `ValidationProblem`.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -133,9 +133,13 @@ def _enum_sites(holder: Any, key: str | int, name: str, fallback: str) -> list[_
     for combinator in ("anyOf", "oneOf", "allOf"):
         for index in range(len(node.get(combinator, []))):
             found += _enum_sites(node[combinator], index, name, fallback)
-    if "items" in node:
-        found += _enum_sites(node, "items", name, fallback)
+    if "items" in node:  # one of a list: `scopes` holds values of `ApiKeyScope`
+        found += _enum_sites(node, "items", _singular(name), _singular(fallback))
     return found
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if name.endswith("s") and not name.endswith("ss") else name
 
 
 def _settle_clashes(sites: list[_Site]) -> None:
