@@ -137,6 +137,7 @@ def _operations_router() -> APIRouter:
                 detail="The database is not reachable.",
                 request=request,
                 type_slug="not-ready",
+                headers={"Retry-After": "5"},
             )
         return JSONResponse({"status": "ready"})
 

@@ -39,3 +39,4 @@ async def test_readyz_is_503_when_the_database_is_unreachable(build_app: BuildAp
         assert "127.0.0.1" not in response.text
         assert "nobody" not in response.text
         assert body["request_id"] == response.headers["x-request-id"]
+        assert response.headers["retry-after"] == "5"  # as the document says of every 503

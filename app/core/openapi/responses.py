@@ -78,7 +78,7 @@ def document_responses(
         for p in operation.get("parameters", [])
     )
     for code, response in responses.items():
-        status = int(code)
+        status = int(code) if code.isdigit() else 500  # `default`: whatever else it answers
         headers = response.setdefault("headers", {})
         headers["X-Request-Id"] = _header_ref("X-Request-Id")
         if status in (429, 503):
@@ -96,7 +96,7 @@ def document_responses(
 
 
 def _error_statuses(operation: dict[str, Any], route: APIRoute) -> set[int]:
-    statuses = {int(code) for code in operation["responses"] if int(code) >= 400}
+    statuses = {int(c) for c in operation["responses"] if c.isdigit() and int(c) >= 400}
     statuses.add(500)  # the handler of last resort, on any operation
     if operation["security"]:
         statuses |= {401, 403}  # no or bad credentials; a role, or a password to change first
