@@ -25,6 +25,7 @@ from app.core.logging import configure_logging
 from app.core.metrics import HttpMetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.openapi import install_openapi
+from app.core.security_headers import SecurityHeadersMiddleware
 from app.events.router import router as events_router
 from app.invoices.router import router as invoices_router
 from app.payment_methods.router import router as payment_methods_router
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuditContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_cors(app, settings.cors_origin_list)  # outside the request context: every answer
+    # Outside CORS: its preflight answers carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, served_over_https=settings.served_over_https)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetricsMiddleware)  # outermost: it sees every answer
 

@@ -1,27 +1,40 @@
 """Card numbers in free text: found (to refuse a request that carries one) and redacted (so
 that no log line ever holds one).
 
-A card number is 13 to 19 digits passing the Luhn check, written together or grouped as
-people type them, by spaces, dashes, dots or slashes (`4111 1111 1111 1111`,
-`4111-1111-1111-1111`). Ids are never card numbers: a UUID's dash-separated groups join
-into a Luhn-valid run of digits about once in 400, and so can a request id's 32 hex digits,
-so both are skipped.
+A card number is 13 to 19 digits passing the Luhn check, however it is written: together,
+or in groups joined by any non-alphanumeric characters (`4111 1111 1111 1111`,
+`4111.1111/1111_1111`, `4111 - 1111 + ...`, tabs, newlines, NUL, no-break or full-width
+spaces), in ASCII or any other decimal digits (full-width ones, U+FF10 to U+FF19). Whoever
+wants a card number through cannot re-space it out of sight; a careless client is told
+before anything is stored.
+
+False positives are kept rare without opening a way round:
+- a separator is at most 3 characters (`" - "`): numbers further apart are separate numbers;
+- a card starts with the digit of a card network (3, 4, 5, 6, or 2221-2720 for Mastercard's
+  2-series), so dates (`2024-01-15 10:30`), phone numbers and most references are not cards;
+- a run longer than 19 digits is one long number unless it is grouped: then every window of
+  whole groups is tried (a card followed by other digits is still found);
+- ids are never card numbers: a UUID's groups join into a Luhn-valid run about once in 400,
+  and so can a request id's 32 hex digits, so both are skipped.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 REDACTED = "[card number redacted]"
 
-_SEPARATOR = r"[ \t./-]{1,2}"
-_CARD_CANDIDATE = re.compile(rf"(?<!\d)\d(?:(?:{_SEPARATOR})?\d){{12,18}}(?!\d)")
+MIN_DIGITS, MAX_DIGITS = 13, 19
+# One or more digits (any script: \d is Unicode-aware), groups joined by up to 3 characters
+# that are neither letters nor digits (`[\W_]`: \W alone keeps the underscore as a letter).
+_RUN = re.compile(r"(?<!\d)\d+(?:[\W_]{1,3}\d+)*")
+_GROUP = re.compile(r"\d+")
 _ID = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
     r"|(?=[0-9]*[A-Fa-f])[0-9A-Fa-f]{32})(?![0-9A-Za-z])"
 )
-_NOT_DIGIT = re.compile(r"\D")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -36,13 +49,49 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _network_prefix(digits: str) -> bool:
+    if digits[0] in "3456":
+        return True
+    return digits[0] == "2" and 2221 <= int(digits[:4]) <= 2720
+
+
+def is_card_number(digits: str) -> bool:
+    """`digits` (ASCII) is a whole card number: length, network and check digit."""
+    return (
+        MIN_DIGITS <= len(digits) <= MAX_DIGITS and _network_prefix(digits) and luhn_valid(digits)
+    )
+
+
+def _ascii(group: str) -> str:
+    return "".join(str(unicodedata.decimal(char)) for char in group)
+
+
+def _cards_in_run(run: str) -> Iterator[tuple[int, int]]:
+    """The spans (within `run`) of the card numbers made of whole groups of `run`."""
+    groups = [(m.start(), m.end(), _ascii(m.group())) for m in _GROUP.finditer(run)]
+    first = 0
+    while first < len(groups):
+        digits, found = "", None
+        for last in range(first, len(groups)):
+            digits += groups[last][2]
+            if len(digits) > MAX_DIGITS:
+                break
+            if is_card_number(digits):
+                found = last
+                break
+        if found is None:
+            first += 1
+        else:
+            yield groups[first][0], groups[found][1]
+            first = found + 1
+
+
 def _card_spans(text: str) -> Iterator[tuple[int, int]]:
-    # Blank the ids out (same length, so the spans still index `text`).
-    masked = _ID.sub(lambda m: " " * len(m.group()), text)
-    for match in _CARD_CANDIDATE.finditer(masked):
-        digits = _NOT_DIGIT.sub("", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            yield match.span()
+    # Ids become letters (same length, so the spans still index `text`), which end a run.
+    masked = _ID.sub(lambda m: "x" * len(m.group()), text)
+    for match in _RUN.finditer(masked):
+        for start, end in _cards_in_run(match.group()):
+            yield match.start() + start, match.start() + end
 
 
 def contains_card_number(text: str) -> bool:

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # Origins whose pages may call the API from a browser (CORS), comma-separated, e.g.
     # `https://portal.example.com,http://localhost:5173`; none by default.
     cors_origins: str = ""
+    # Behind TLS (directly or at a proxy): responses then carry Strict-Transport-Security.
+    served_over_https: bool = False
 
     @field_validator("public_url")
     @classmethod

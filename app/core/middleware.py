@@ -1,5 +1,6 @@
-"""ASGI middleware: request ids and access logs, the body size limit, and the refusal of
-card numbers anywhere in a JSON body (before anything is stored or logged)."""
+"""ASGI middleware: request ids and access logs, the body size limit, and the input screen
+(app/core/input_screen.py: card numbers, control characters, depth, encoding) applied to the
+body and the query string before anything is stored or logged."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.card_numbers import contains_card_number
 from app.core.errors import PROBLEM_TYPE_BASE
+from app.core.input_screen import Refusal, screen_body, screen_query
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("billing_portal.access")
@@ -23,19 +23,14 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _problem(status: int, title: str, slug: str, detail: str, request_id: str) -> bytes:
+def _problem(
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    request_id: str,
+    loc: tuple[str | int, ...] = ("body",),
+) -> bytes:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
@@ -44,8 +39,15 @@ def _problem(status: int, title: str, slug: str, detail: str, request_id: str) -
         "request_id": request_id,
     }
     if status == 422:
-        body["errors"] = [{"loc": ["body"], "msg": detail}]
+        body["errors"] = [{"loc": list(loc), "msg": detail}]
     return json.dumps(body).encode()
+
+
+def _refused(refusal: Refusal, request_id: str) -> tuple[int, bytes]:
+    body = _problem(
+        refusal.status, refusal.title, refusal.slug, refusal.detail, request_id, refusal.loc
+    )
+    return refusal.status, body
 
 
 class RequestContextMiddleware:
@@ -127,20 +129,11 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        # Media types are case-insensitive: FastAPI parses `Application/JSON` as JSON too.
-        if body and "json" in headers.get("content-type", "").lower():
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = None  # FastAPI answers malformed JSON with its own 422
-            if parsed is not None and any(contains_card_number(s) for s in _strings(parsed)):
-                detail = (
-                    "A card number was found in the request. Card details are never accepted: "
-                    "tokenize the card with the payment gateway and send its token."
-                )
-                return 422, _problem(
-                    422, "Card number refused", "card-number-refused", detail, request_id
-                )
+        refusal = screen_query(scope.get("query_string", b""))
+        if refusal is None and body:
+            refusal = screen_body(body, headers.get("content-type", ""))
+        if refusal is not None:
+            return _refused(refusal, request_id)
         sent = False
 
         async def replay() -> Message:

@@ -3,9 +3,29 @@ maximum; the ISO 4217 codes we accept, with their minor-unit exponent (for displ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from app.core.errors import Unprocessable
+
 # Ten billion dollars: more is a typo, and it keeps every sum far from a 64-bit overflow.
+# One maximum for every amount: a line, an invoice's total, a payment, a refund, a
+# scheduled payment (the schemas, the arithmetic below and CHECK constraints all hold it).
 MAX_AMOUNT = 10**12
 MAX_QUANTITY = 1_000_000
+
+
+class AmountTooLarge(Unprocessable):
+    type_slug = "amount-too-large"
+    title = "Amount too large"
+
+
+def within_maximum(amount: int, *, what: str, loc: Sequence[str | int] = ("body",)) -> int:
+    """`amount` itself when no more than MAX_AMOUNT: a sum computed from bounded parts (lines,
+    invoices paid at once) can still pass it, and must be refused before it is stored."""
+    if amount > MAX_AMOUNT:
+        raise AmountTooLarge(f"{what} may be at most {MAX_AMOUNT} minor units.", loc=loc)
+    return amount
+
 
 MINOR_UNITS: dict[str, int] = {
     "AED": 2,

@@ -1,7 +1,9 @@
 """Keyset (cursor) pagination: `{"items": [...], "next_cursor": "..."}`, newest first.
 
-The cursor is the sort key of the last row returned, opaque to clients (base64url JSON).
-Rows are ordered by a tuple of columns, all descending, ending with the primary key so
+The cursor is the sort key of the last row returned, opaque to clients: base64url JSON and an
+HMAC of it under a key derived from the signing key, so a forged or edited cursor (a date in
+year 1, a value of the wrong type aimed at the database) is refused with 422 before it reaches
+a query. Rows are ordered by a tuple of columns, all descending, ending with the primary key so
 the order is total and stable while rows are added.
 """
 
@@ -9,13 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
+import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, TypeDecorator, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -28,6 +33,9 @@ Row = TypeVar("Row")
 DEFAULT_LIMIT = 50
 _BAD_CURSOR = "The cursor is not valid: pass back `next_cursor` exactly as it was returned."
 MAX_LIMIT = 200
+# Signs cursors made outside a request (PageParams built in code): valid in this process only.
+_PROCESS_KEY = secrets.token_bytes(32)
+_MAC_BYTES = 16
 
 
 class Page(BaseModel, Generic[T]):
@@ -46,9 +54,16 @@ class Page(BaseModel, Generic[T]):
 class PageParams(BaseModel):
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    key: bytes = Field(default=_PROCESS_KEY, repr=False)
+
+
+def cursor_key(signing_key: str) -> bytes:
+    """The cursors' own key, derived so that a cursor's MAC reveals nothing of the JWT key."""
+    return hmac.new(signing_key.encode(), b"billing-portal pagination cursor", "sha256").digest()
 
 
 def page_params(
+    request: Request,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
     ] = DEFAULT_LIMIT,
@@ -56,7 +71,8 @@ def page_params(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+    key = cursor_key(request.app.state.settings.signing_key)
+    return PageParams(limit=limit, cursor=cursor, key=key)
 
 
 def _encode_value(value: Any) -> Any:
@@ -85,15 +101,30 @@ def _decode_value(raw: Any) -> Any:
     raise ValueError("bad cursor value")
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
-    payload = json.dumps([_encode_value(v) for v in values], separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, width: int) -> list[Any]:
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode())
+
+
+def _mac(payload: bytes, key: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def encode_cursor(values: Sequence[Any], key: bytes = _PROCESS_KEY) -> str:
+    payload = json.dumps([_encode_value(v) for v in values], separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_mac(payload, key))}"
+
+
+def decode_cursor(cursor: str, width: int, key: bytes = _PROCESS_KEY) -> list[Any]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        encoded, _, mac = cursor.partition(".")
+        payload = _unb64(encoded)
+        if not hmac.compare_digest(_unb64(mac), _mac(payload, key)):
+            raise ValueError("not a cursor of ours")
+        raw = json.loads(payload)
         if not isinstance(raw, list) or len(raw) != width:
             raise ValueError("wrong width")
         return [_decode_value(v) for v in raw]
@@ -123,7 +154,7 @@ def keyset_statement(
     """`stmt` limited to the page after `params.cursor`, newest first, one row extra (to know
     whether another page follows)."""
     if params.cursor:
-        after = decode_cursor(params.cursor, len(order_by))
+        after = decode_cursor(params.cursor, len(order_by), params.key)
         if not all(_fits(value, col) for value, col in zip(after, order_by, strict=True)):
             raise Unprocessable(_BAD_CURSOR, loc=("query", "cursor"))
         # Bind through the columns' own types (UTC datetimes, UUIDs), as the rows were stored.
@@ -140,4 +171,4 @@ def page_of(
         return rows, None
     rows = rows[: params.limit]
     last = rows[-1]
-    return rows, encode_cursor([getattr(last, col.key) for col in order_by])
+    return rows, encode_cursor([getattr(last, col.key) for col in order_by], params.key)

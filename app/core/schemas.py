@@ -1,11 +1,104 @@
-"""The base of every request body."""
+"""The base of every request body, and the bounded types that query parameters use.
+
+Every body is held to the same rules, whatever its fields (docs/api/limits.md lists them):
+- unknown fields are refused: nobody sets a role, tenant or client by adding a key;
+- integers are strict: `true`, `"250"` and `250.0` are not the integer 250 (a payment of 1
+  from `"amount": true` is a bug in the client, not a payment);
+- text holds no control characters; tab, newline and carriage return only in long text
+  (a field allowing LONG_TEXT characters or more: memos, descriptions, ticket text);
+- every date and instant lies between EARLIEST and LATEST (year 1 or 9999 is a typo, and
+  arithmetic on it overflows).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+import types
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from annotated_types import MaxLen
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
+_EARLIEST_INSTANT = datetime.combine(EARLIEST, time.min, UTC)
+_LATEST_INSTANT = datetime.combine(LATEST, time.max, UTC)
+LONG_TEXT = 1000
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def in_date_range(value: Any) -> Any:
+    """`value` itself when it is a date or instant inside the accepted range."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if not _EARLIEST_INSTANT <= aware <= _LATEST_INSTANT:
+            raise ValueError(f"must lie between {EARLIEST} and {LATEST}")
+    elif isinstance(value, date) and not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST} and {LATEST}")
+    return value
+
+
+# A query parameter's instant, bounded as body fields are.
+BoundedDatetime = Annotated[datetime, AfterValidator(in_date_range)]
+
+
+def _wants_int(annotation: Any) -> bool:
+    """The field takes integers (`int`, `int | None`, `Annotated[int, ...]`) and no other
+    number or text, so anything but a real integer is refused before pydantic coerces it."""
+    if annotation is int:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _wants_int(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_wants_int(a) for a in args)
+    return False
+
+
+def _max_length(info: ValidationInfo, model: type[BaseModel]) -> int | None:
+    field = model.model_fields.get(info.field_name or "")
+    if field is None:
+        return None
+    lengths = [m.max_length for m in field.metadata if isinstance(m, MaxLen)]
+    return min(lengths) if lengths else None
+
+
+def _check_text(text: str, long_text: bool) -> None:
+    pattern = _CONTROL_BUT_WHITESPACE if long_text else _ANY_CONTROL
+    if pattern.search(text):
+        allowed = "only tab and newline are" if long_text else "none is"
+        raise ValueError(f"control characters are not accepted here ({allowed} allowed)")
 
 
 class StrictBody(BaseModel):
-    """Unknown fields are refused: nobody sets a role, tenant or client by adding a key."""
+    """The base of every request body: see the module's rules."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_integers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        wants_int = field is not None and _wants_int(field.annotation)
+        if wants_int and value is not None and (type(value) is not int):
+            raise ValueError("must be an integer (not a boolean, string or decimal)")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_text_and_dates(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            limit = _max_length(info, cls)
+            _check_text(value, limit is not None and limit >= LONG_TEXT)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    _check_text(item, long_text=False)
+                else:
+                    in_date_range(item)
+        else:
+            in_date_range(value)
+        return value

@@ -16,6 +16,7 @@ from app.core.clock import today_in, utcnow
 from app.core.db import transaction
 from app.core.errors import Unprocessable
 from app.core.hooks import Hooks
+from app.core.money import within_maximum
 from app.core.principal import Principal
 from app.invoices.errors import ExternalIdConflict, InvoiceStateConflict
 from app.invoices.events import record_invoice_event
@@ -102,7 +103,7 @@ async def _upsert(
     existing.currency = data.currency
     existing.due_date = data.due_date
     existing.memo = data.memo
-    existing.total = data.subtotal + data.tax_total
+    existing.total = within_maximum(data.subtotal + data.tax_total, what="An invoice's total")
     existing.tax_total = data.tax_total
     existing.updated_at = utcnow()
     await invoices.replace_lines(existing.id, _lines(existing, data))
@@ -125,7 +126,7 @@ async def _create(
         due_date=data.due_date,
         memo=data.memo,
         external_id=external_id,
-        total=data.subtotal + data.tax_total,
+        total=within_maximum(data.subtotal + data.tax_total, what="An invoice's total"),
         tax_total=data.tax_total,
         amount_paid=0,
         amount_reserved=0,

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
+from app.core.money import MAX_AMOUNT, MAX_QUANTITY
 from app.models.base import Base, CreatedAtMixin, IdMixin
 
 PAYMENT_METHOD_FEE_AMOUNT = 50
@@ -68,6 +69,7 @@ class PlatformFee(IdMixin, CreatedAtMixin, Base):
         # A card is new to a client once: re-adding it, even after deletion, costs nothing.
         UniqueConstraint("client_id", "fingerprint"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         Index(None, "tenant_id", "created_at", "id"),
     )
 
@@ -89,6 +91,7 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
         UniqueConstraint("tenant_id", "external_id"),
         CheckConstraint("status IN ('draft', 'open', 'paid', 'void')", name="status"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint(f"total <= {MAX_AMOUNT}", name="total_at_most_max"),
         CheckConstraint("tax_total >= 0 AND tax_total <= total", name="tax_within_total"),
         CheckConstraint("amount_paid >= 0 AND amount_reserved >= 0", name="amounts_not_negative"),
         CheckConstraint("amount_paid + amount_reserved <= total", name="never_overpaid"),
@@ -138,6 +141,10 @@ class InvoiceLine(IdMixin, Base):
         CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
         CheckConstraint("amount = quantity * unit_amount", name="amount_is_product"),
         CheckConstraint("tax_amount >= 0", name="tax_amount_not_negative"),
+        CheckConstraint(f"quantity <= {MAX_QUANTITY}", name="quantity_at_most_max"),
+        CheckConstraint(f"unit_amount <= {MAX_AMOUNT}", name="unit_amount_at_most_max"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
+        CheckConstraint(f"tax_amount <= {MAX_AMOUNT}", name="tax_amount_at_most_max"),
     )
 
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
@@ -161,6 +168,7 @@ class Payment(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
         CheckConstraint("origin IN ('pay_now', 'scheduled')", name="origin"),
         Index(None, "tenant_id", "client_id", "created_at", "id"),
@@ -205,6 +213,7 @@ class PaymentAllocation(IdMixin, CreatedAtMixin, Base):
         UniqueConstraint("payment_id", "invoice_id"),
         UniqueConstraint("payment_id", "position"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         CheckConstraint("status IN ('held', 'applied', 'released')", name="status"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
         CheckConstraint("status = 'applied' OR amount_refunded = 0", name="refunded_if_applied"),
@@ -226,6 +235,7 @@ class Refund(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         Index(None, "payment_id"),
         Index(None, "status", "created_at"),
     )

@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
+from app.core.money import MAX_AMOUNT
 from app.models.base import Base, CreatedAtMixin, IdMixin
 
 SCHEDULED_STATUSES = ("scheduled", "processing", "on_hold", "succeeded", "failed", "canceled")
@@ -61,6 +62,10 @@ class AutopayRule(IdMixin, CreatedAtMixin, Base):
         CheckConstraint(
             "max_invoice_total IS NULL OR max_invoice_total > 0", name="max_invoice_total_positive"
         ),
+        CheckConstraint(
+            f"max_invoice_total IS NULL OR max_invoice_total <= {MAX_AMOUNT}",
+            name="max_invoice_total_at_most_max",
+        ),
         Index(None, "payment_method_id"),
     )
 
@@ -102,6 +107,7 @@ class ScheduledPayment(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("manual_attempts >= 0", name="manual_attempts_not_negative"),
         CheckConstraint("origin IN ('autopay', 'manual')", name="origin"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         # The runner's queue: what is due, oldest first.
         Index("ix_scheduled_payments_due", "status", "next_attempt_at"),

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
 from app.core.idempotency import IdempotencyKeyReused
+from app.core.money import within_maximum
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge, PaymentGateway
 from app.invoices.errors import InvoiceNotFound
@@ -234,6 +235,8 @@ def _split(
         wanted = amount
     if wanted <= 0 or wanted > sum(available):
         raise PaymentInProgress()
+    # Several invoices, each within the maximum, can owe more together than one charge may be.
+    within_maximum(wanted, what="One payment", loc=("body", "amount"))
     parts = []
     for invoice, free in zip(invoices, available, strict=True):
         part = min(free, wanted)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from app.core.errors import AppError, Conflict, NotFound, Unprocessable
+from app.core.errors import AppError, Conflict, NotFound
 from app.core.idempotency import RetryLater
+from app.core.money import AmountTooLarge as AmountTooLarge  # one problem type for both uses
 from app.payment_methods.errors import GatewayUnavailableError
 
 
@@ -59,11 +60,6 @@ class PaymentInProgress(RetryLater, Conflict):
     default_detail = (
         "Another payment on this invoice is being processed; retry once it has settled."
     )
-
-
-class AmountTooLarge(Unprocessable):
-    type_slug = "amount-too-large"
-    title = "Amount too large"
 
 
 class RefundNotAllowed(Conflict):

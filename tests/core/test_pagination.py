@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -42,7 +44,7 @@ def test_a_cursor_round_trips() -> None:
 def test_a_cursor_is_url_safe_and_unpadded() -> None:
     cursor = encode_cursor([datetime.now(UTC), uuid.uuid4()])
     assert "=" not in cursor
-    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 def test_datetimes_are_kept_in_utc() -> None:
@@ -81,10 +83,46 @@ def test_what_cannot_go_in_a_cursor() -> None:
     ],
 )
 def test_a_bad_cursor_is_unprocessable(cursor: str) -> None:
+    """Unsigned, so forged: refused before its content is even looked at."""
     with pytest.raises(Unprocessable) as caught:
         decode_cursor(cursor, 2)
     assert caught.value.status == 422
     assert caught.value.extra["errors"][0]["loc"] == ["query", "cursor"]
+
+
+def signed(value: Any, key: bytes) -> str:
+    payload = json.dumps(value).encode()
+    mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+    return f"{raw_cursor(value)}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def test_a_cursor_signed_with_another_key_or_edited_is_refused() -> None:
+    key, other = b"k" * 32, b"o" * 32
+    values = [date(2026, 3, 1), 7]
+    assert decode_cursor(encode_cursor(values, key), 2, key) == values
+    assert decode_cursor(signed([{"d": "2026-03-01"}, 7], key), 2, key) == values
+    with pytest.raises(Unprocessable):
+        decode_cursor(encode_cursor(values, other), 2, key)
+    with pytest.raises(Unprocessable):
+        decode_cursor(signed([{"d": "0001-01-01"}, 7], other), 2, key)
+    _, mac = encode_cursor(values, key).split(".")
+    edited = raw_cursor([{"d": "9999-12-31"}, 7])
+    with pytest.raises(Unprocessable):
+        decode_cursor(f"{edited}.{mac}", 2, key)
+
+
+async def test_a_forged_cursor_over_http_is_422(client: AsyncClient, factory: Factory) -> None:
+    world = await factory.world()
+    await many_clients(factory, world, 3)
+    first = (await client.get(CLIENTS, headers=world.staff.headers, params={"limit": 1})).json()
+    genuine = first["next_cursor"]
+    ok = await client.get(CLIENTS, headers=world.staff.headers, params={"cursor": genuine})
+    assert ok.status_code == 200
+    payload = json.loads(base64.urlsafe_b64decode(genuine.split(".")[0] + "=="))
+    payload[0] = {"dt": "0001-01-01T00:00:00+00:00"}
+    for forged in (raw_cursor(payload), f"{raw_cursor(payload)}.{genuine.split('.')[1]}"):
+        response = await client.get(CLIENTS, headers=world.staff.headers, params={"cursor": forged})
+        assert_problem(response, 422, "validation-error")
 
 
 # --- over HTTP --------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def test_wrong_method_is_405_with_allow(client: AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b'{"name": "x",}', b"{'name': 'x'}", b'{"name": "x"} trailing', b"\xff\xfe{}"],
+    [b"{", b'{"name": "x",}', b"{'name': 'x'}", b'{"name": "x"} trailing'],
 )
 async def test_malformed_json_is_422_with_errors(
     client: AsyncClient, factory: Factory, raw: bytes
@@ -72,6 +72,23 @@ async def test_malformed_json_is_422_with_errors(
     body = assert_problem(response, 422, "validation-error")
     assert body["errors"][0]["loc"][0] == "body"
     assert "JSON" in body["detail"]
+    assert await count_rows(factory, Client) == 1
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfe{}", '{"name": "Acme"}'.encode("utf-16"), b'{"name": "\xe9"}']
+)
+async def test_a_json_body_that_is_not_utf8_is_400(
+    client: AsyncClient, factory: Factory, raw: bytes
+) -> None:
+    """JSON is UTF-8 (RFC 8259); anything else is refused as unreadable, as documented."""
+    world = await factory.world()
+    response = await client.post(
+        CLIENTS,
+        headers={**world.staff.headers, "Content-Type": "application/json"},
+        content=raw,
+    )
+    assert "UTF-8" in assert_problem(response, 400, "malformed-body")["detail"]
     assert await count_rows(factory, Client) == 1
 
 
