@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth.dependencies import CallerDep, UserDep
+from app.auth.forms import SignInForm
 from app.auth.schemas import ChangePasswordRequest, LogoutRequest, Me, RefreshRequest, TokenPair
 from app.auth.service import AuthService, IssuedTokens
 from app.core.deps import SessionDep, SettingsDep
@@ -35,7 +35,7 @@ async def sign_in(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[SignInForm, Depends()],
 ) -> TokenPair:
     """Sign in with email and password (OAuth2 password grant, form-encoded)."""
     address = request.client.host if request.client else "unknown"

@@ -74,6 +74,8 @@ def audit_reason(
             min_length=1,
             description="Why you make this change, in UTF-8, up to 500 characters: kept with "
             "the events it records, in the audit trail (`GET /events`).",
+            # 500 characters of UTF-8 are at most 2,000 bytes, which is what a header carries.
+            json_schema_extra={"maxLength": 2000},
         ),
     ] = None,
 ) -> None:

@@ -10,7 +10,11 @@ from app.core.errors import PreconditionFailed
 
 IfMatchHeader = Annotated[
     str | None,
-    Header(alias="If-Match", description="The ETag from GET: refuse the change (412) if stale."),
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description="The ETag from GET: refuse the change (412) if stale.",
+    ),
 ]
 
 

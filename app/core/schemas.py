@@ -18,7 +18,15 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import MaxLen
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2100, 12, 31)
@@ -40,6 +48,11 @@ def in_date_range(value: Any) -> Any:
     return value
 
 
+# RFC 5321's longest usable address; a password longer than anyone types (hashing it would
+# only cost us time).
+MAX_EMAIL_LENGTH = 254
+MAX_PASSWORD_LENGTH = 1024
+Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH)]
 # A query parameter's instant, bounded as body fields are.
 BoundedDatetime = Annotated[datetime, AfterValidator(in_date_range)]
 

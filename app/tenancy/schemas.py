@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.address import Address, stored_address
-from app.core.schemas import StrictBody
+from app.core.schemas import Email, StrictBody
 from app.core.scopes import Scope
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _strip_optional(value: str | None) -> str | None:
 
 class ClientCreate(StrictBody):
     name: str = Name
-    billing_email: EmailStr | None = None
+    billing_email: Email | None = None
     billing_address: Address | None = Field(default=None, description="Printed on its invoices.")
 
     _name = field_validator("name")(_strip)
@@ -42,7 +42,7 @@ class ClientCreate(StrictBody):
 
 class ClientUpdate(StrictBody):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    billing_email: EmailStr | None = None
+    billing_email: Email | None = None
     billing_address: Address | None = Field(
         default=None, description="Replaces the whole address; `null` removes it."
     )
@@ -72,7 +72,7 @@ class ClientOut(BaseModel):
 
 
 class UserInvite(StrictBody):
-    email: EmailStr
+    email: Email
     full_name: str = Name
 
     _full_name = field_validator("full_name")(_strip)
@@ -169,7 +169,7 @@ class TenantUpdate(StrictBody):
         max_length=200,
         description="The registered company name, printed on invoices when it differs from `name`.",
     )
-    email: EmailStr | None = Field(default=None, description="Billing contact, on invoices.")
+    email: Email | None = Field(default=None, description="Billing contact, on invoices.")
     phone: str | None = Phone
     tax_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="VAT, GST or EIN number."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,9 +32,13 @@ def _known_types(value: list[str] | None) -> list[str] | None:
     return sorted(set(value))
 
 
+# The longest event type is far shorter; the bound keeps an unknown one from being huge.
+EventTypeName = Annotated[str, Field(max_length=64)]
+
+
 class WebhookEndpointCreate(StrictBody):
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, description=URL_DESCRIPTION)
-    event_types: list[str] | None = Field(
+    event_types: list[EventTypeName] | None = Field(
         default=None, min_length=1, max_length=100, description=EVENT_TYPES_DESCRIPTION
     )
     description: str | None = Field(default=None, max_length=500)
@@ -48,7 +52,7 @@ class WebhookEndpointUpdate(StrictBody):
     url: str | None = Field(
         default=None, min_length=1, max_length=MAX_URL_LENGTH, description=URL_DESCRIPTION
     )
-    event_types: list[str] | None = Field(
+    event_types: list[EventTypeName] | None = Field(
         default=None, min_length=1, max_length=100, description=EVENT_TYPES_DESCRIPTION
     )
     description: str | None = Field(default=None, max_length=500)

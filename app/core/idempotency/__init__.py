@@ -71,6 +71,7 @@ def idempotency_key_header(
             alias="Idempotency-Key",
             description="Makes the request safe to retry: the same key replays the first "
             "response. Up to 255 printable ASCII characters; kept 24 hours.",
+            json_schema_extra={"maxLength": 255},
         ),
     ] = None,
 ) -> str | None:
