@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 
 REDACTED = "[card number redacted]"
 
 MIN_DIGITS, MAX_DIGITS = 13, 19
+# A character escaped as repr and JSON write them (`\x00`, `\u00a0`, `\t`): SQL parameters
+# reach the log through repr, so a NUL between the groups arrives as `\x00`. Escapes are
+# masked as runs of NUL, and a run of NUL counts as one separator.
+_ESCAPE = re.compile(r"\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[ntr])")
 # One or more digits (any script: \d is Unicode-aware), groups joined by up to 3 characters
-# that are neither letters nor digits (`[\W_]`: \W alone keeps the underscore as a letter).
-_RUN = re.compile(r"(?<!\d)\d+(?:[\W_]{1,3}\d+)*")
+# that are neither letters nor digits (`[\W_]`: \W alone keeps the underscore a letter).
+# The alternatives never overlap and the NUL run is possessive: no input backtracks.
+_RUN = re.compile(r"(?<!\d)\d+(?:(?:\x00++|[^\w\x00]|_){1,3}\d+)*+")
 _GROUP = re.compile(r"\d+")
 _ID = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
@@ -63,32 +70,57 @@ def is_card_number(digits: str) -> bool:
 
 
 def _ascii(group: str) -> str:
-    return "".join(str(unicodedata.decimal(char)) for char in group)
+    return group if group.isascii() else "".join(str(unicodedata.decimal(c)) for c in group)
+
+
+_PLAIN = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLE = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
 
 
 def _cards_in_run(run: str) -> Iterator[tuple[int, int]]:
-    """The spans (within `run`) of the card numbers made of whole groups of `run`."""
+    """The spans (within `run`) of the card numbers made of whole groups of `run`.
+
+    A run can be long (`4 4 4 4 ...`, a megabyte of it), so each window of groups costs O(1):
+    prefix sums of the Luhn weights of both parities, and the digit count at each group end.
+    """
     groups = [(m.start(), m.end(), _ascii(m.group())) for m in _GROUP.finditer(run)]
+    digits = "".join(g[2] for g in groups)
+    ends = list(accumulate(len(g[2]) for g in groups))  # digit count after each group
+    # sums[k][p]: the Luhn sum of digits[:p] when the digits at index parity k are doubled
+    # (built with bytes operations: a run may be a megabyte long).
+    plain = digits.encode().translate(_PLAIN)
+    doubled = digits.encode().translate(_DOUBLE)
+    sums = []
+    for parity in (0, 1):
+        weights = bytearray(plain)
+        weights[parity::2] = doubled[parity::2]
+        sums.append([0, *accumulate(weights)])
     first = 0
     while first < len(groups):
-        digits, found = "", None
-        for last in range(first, len(groups)):
-            digits += groups[last][2]
-            if len(digits) > MAX_DIGITS:
-                break
-            if is_card_number(digits):
-                found = last
-                break
-        if found is None:
-            first += 1
-        else:
-            yield groups[first][0], groups[found][1]
-            first = found + 1
+        begin = ends[first] - len(groups[first][2])
+        if digits[begin] in "23456":
+            last = bisect_left(ends, begin + MIN_DIGITS, lo=first)
+            while last < len(groups) and ends[last] - begin <= MAX_DIGITS:
+                end = ends[last]
+                # The rightmost digit is not doubled: those at its other parity are.
+                parity = (end - 2) % 2
+                total = sums[parity][end] - sums[parity][begin]
+                if total % 10 == 0 and _network_prefix(digits[begin:end]):
+                    yield groups[first][0], groups[last][1]
+                    break
+                last += 1
+            else:
+                first += 1
+                continue
+            first = last + 1
+            continue
+        first += 1
 
 
 def _card_spans(text: str) -> Iterator[tuple[int, int]]:
     # Ids become letters (same length, so the spans still index `text`), which end a run.
     masked = _ID.sub(lambda m: "x" * len(m.group()), text)
+    masked = _ESCAPE.sub(lambda m: "\x00" * len(m.group()), masked)
     for match in _RUN.finditer(masked):
         for start, end in _cards_in_run(match.group()):
             yield match.start() + start, match.start() + end

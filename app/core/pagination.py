@@ -26,6 +26,7 @@ from sqlalchemy import Select, TypeDecorator, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import Unprocessable
+from app.core.schemas import QueryInt
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -65,7 +66,7 @@ def cursor_key(signing_key: str) -> bytes:
 def page_params(
     request: Request,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
+        QueryInt, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
