@@ -18,7 +18,7 @@ class ConsentIn(StrictBody):
 
     accepted: Literal[True] = Field(description="Must be true: the client accepted the text.")
     text_version: int = Field(
-        ge=1, description="The version of GET /consent-texts/{kind} that was shown."
+        ge=1, le=1_000_000, description="The version of GET /consent-texts/{kind} that was shown."
     )
 
 

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -26,7 +27,6 @@ from sqlalchemy import Select, TypeDecorator, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import Unprocessable
-from app.core.schemas import QueryInt
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -37,6 +37,7 @@ MAX_LIMIT = 200
 # Signs cursors made outside a request (PageParams built in code): valid in this process only.
 _PROCESS_KEY = secrets.token_bytes(32)
 _MAC_BYTES = 16
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 class Page(BaseModel, Generic[T]):
@@ -66,12 +67,17 @@ def cursor_key(signing_key: str) -> bytes:
 def page_params(
     request: Request,
     limit: Annotated[
-        QueryInt, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
+        int,
+        Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200)."),
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> PageParams:
+    # As strict as a body's integers: pydantic would read `1.0` as 1.
+    written = request.query_params.get("limit")
+    if written is not None and not _DIGITS.fullmatch(written):
+        raise Unprocessable("limit: must be an integer written in digits.", loc=("query", "limit"))
     key = cursor_key(request.app.state.settings.signing_key)
     return PageParams(limit=limit, cursor=cursor, key=key)
 

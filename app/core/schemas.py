@@ -21,7 +21,6 @@ from annotated_types import MaxLen
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -56,15 +55,6 @@ MAX_PASSWORD_LENGTH = 1024
 Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH)]
 
 
-def _integer_text(value: Any) -> Any:
-    # A query string is text: `1.0`, `1e3` or `true` are not the integer pydantic would make.
-    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,18}", value):
-        raise ValueError("must be an integer written in digits")
-    return value
-
-
-# A query parameter's integer, as strict as a body's.
-QueryInt = Annotated[int, BeforeValidator(_integer_text)]
 # A query parameter's instant, bounded as body fields are.
 BoundedDatetime = Annotated[datetime, AfterValidator(in_date_range)]
 
