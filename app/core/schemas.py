@@ -73,12 +73,17 @@ def _wants_int(annotation: Any) -> bool:
     return False
 
 
-def _max_length(info: ValidationInfo, model: type[BaseModel]) -> int | None:
+class OneLine:
+    """Marks a field that is long but never more than one line (a URL): `Annotated[str,
+    OneLine()]`; tab and newline are refused in it as in short text."""
+
+
+def _is_long_text(info: ValidationInfo, model: type[BaseModel]) -> bool:
     field = model.model_fields.get(info.field_name or "")
-    if field is None:
-        return None
+    if field is None or any(isinstance(m, OneLine) for m in field.metadata):
+        return False
     lengths = [m.max_length for m in field.metadata if isinstance(m, MaxLen)]
-    return min(lengths) if lengths else None
+    return bool(lengths) and min(lengths) >= LONG_TEXT
 
 
 def _check_text(text: str, long_text: bool) -> None:
@@ -106,8 +111,7 @@ class StrictBody(BaseModel):
     @classmethod
     def _bounded_text_and_dates(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            limit = _max_length(info, cls)
-            _check_text(value, limit is not None and limit >= LONG_TEXT)
+            _check_text(value, _is_long_text(info, cls))
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, str):

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.events import EVENT_TYPES
-from app.core.schemas import StrictBody
+from app.core.schemas import OneLine, StrictBody
 from app.webhooks.targets import MAX_URL_LENGTH
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
@@ -37,7 +37,9 @@ EventTypeName = Annotated[str, Field(max_length=64)]
 
 
 class WebhookEndpointCreate(StrictBody):
-    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, description=URL_DESCRIPTION)
+    url: Annotated[str, OneLine()] = Field(
+        min_length=1, max_length=MAX_URL_LENGTH, description=URL_DESCRIPTION
+    )
     event_types: list[EventTypeName] | None = Field(
         default=None, min_length=1, max_length=100, description=EVENT_TYPES_DESCRIPTION
     )
@@ -49,7 +51,7 @@ class WebhookEndpointCreate(StrictBody):
 class WebhookEndpointUpdate(StrictBody):
     """Only the fields given change."""
 
-    url: str | None = Field(
+    url: Annotated[str | None, OneLine()] = Field(
         default=None, min_length=1, max_length=MAX_URL_LENGTH, description=URL_DESCRIPTION
     )
     event_types: list[EventTypeName] | None = Field(

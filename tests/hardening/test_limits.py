@@ -252,3 +252,14 @@ async def test_hsts_only_when_served_over_https(factory: Factory) -> None:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="https://t") as https:
         response = await https.get("/healthz")
     assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example/x\ny", "https://hooks.example/\tx"])
+def test_a_long_field_that_is_one_line_refuses_tab_and_newline(url: str) -> None:
+    from pydantic import ValidationError
+
+    from app.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+
+    for schema in (WebhookEndpointCreate, WebhookEndpointUpdate):
+        with pytest.raises(ValidationError):
+            schema.model_validate({"url": url})
