@@ -2,7 +2,8 @@
 are read once, and refused (nothing stored, nothing logged) when they hold
 
 - a card number in any string, key or value, of a JSON body, a form body (sign-in included,
-  url-encoded or multipart) or the query string: 422 `card-number-refused`;
+  url-encoded or multipart), the query string, or a header that is stored (`X-Audit-Reason`,
+  `Idempotency-Key`): 422 `card-number-refused`;
 - a control character other than tab, newline and carriage return in any of those strings
   (NUL first: PostgreSQL cannot store it, and logs must not carry it): 422 `validation-error`;
   tab and newline are refused in short fields by the schemas (app/core/schemas.py);
@@ -101,6 +102,21 @@ def _pairs(text: str, where: str) -> Iterator[tuple[tuple[str | int, ...], str]]
     for key, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
         yield (where, key), key
         yield (where, key), value
+
+
+# Headers whose values are stored (the audit trail, payments' idempotency keys).
+STORED_HEADERS = ("x-audit-reason", "idempotency-key")
+
+
+def screen_headers(headers: dict[str, str]) -> Refusal | None:
+    for name in STORED_HEADERS:
+        # Header bytes arrive as latin-1; X-Audit-Reason is UTF-8 (full-width digits ...).
+        value = headers.get(name, "").encode("latin-1").decode("utf-8", errors="replace")
+        if contains_card_number(value):
+            return Refusal(
+                422, "card-number-refused", "Card number refused", CARD_DETAIL, ("header", name)
+            )
+    return None
 
 
 def screen_query(query_string: bytes) -> Refusal | None:

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PROBLEM_TYPE_BASE
-from app.core.input_screen import Refusal, screen_body, screen_query
+from app.core.input_screen import Refusal, screen_body, screen_headers, screen_query
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("billing_portal.access")
@@ -129,7 +129,7 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        refusal = screen_query(scope.get("query_string", b""))
+        refusal = screen_headers(headers) or screen_query(scope.get("query_string", b""))
         if refusal is None and body:
             refusal = screen_body(body, headers.get("content-type", ""))
         if refusal is not None:

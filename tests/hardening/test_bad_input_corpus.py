@@ -247,5 +247,13 @@ async def test_every_card_spelling_is_refused_in_a_body_a_query_and_the_sign_in_
         ):
             problem = assert_problem(response, 422, "card-number-refused")
             assert "1111" not in response.text, (where, problem)
+        # A header cannot carry control characters at all; every other spelling is tried.
+        for header in ("X-Audit-Reason", "Idempotency-Key") if pan.isprintable() else ():
+            response = await client.post(
+                "/api/v1/clients",
+                headers=[*world.staff.headers.items(), (header, pan.encode())],
+                json={"name": "Acme"},
+            )
+            assert_problem(response, 422, "card-number-refused")
     # Nothing stored, the sign-in throttle's table included.
     assert await table_counts(factory) == before
