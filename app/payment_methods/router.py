@@ -14,6 +14,7 @@ from app.core.db import transaction
 from app.core.deps import GatewayDep, HooksDep, PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotentDep
+from app.core.instants import QueryInstant
 from app.core.pagination import Page
 from app.models import PaymentMethod
 from app.models.billing import PAYMENT_METHOD_FEE_CURRENCY
@@ -143,8 +144,10 @@ async def list_platform_fees(
     session: SessionDep,
     page: PageDep,
     client_id: uuid.UUID | None = None,
-    since: Annotated[datetime | None, Query(description="From this instant (inclusive).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this instant.")] = None,
+    since: Annotated[
+        QueryInstant | None, Query(description="From this instant (inclusive).")
+    ] = None,
+    until: Annotated[QueryInstant | None, Query(description="Before this instant.")] = None,
 ) -> PlatformFeePage:
     """The platform-fee ledger, with the total of everything the filters match."""
     repo = PlatformFeeRepository(session, principal)

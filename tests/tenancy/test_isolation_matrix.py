@@ -120,7 +120,7 @@ def sample(schema: dict[str, Any], name: str, own: dict[str, str]) -> Any:
     if kind == "boolean":
         return True
     if name in own:
-        return own[name]
+        return str(own[name])
     return _string(schema, name)
 
 
@@ -138,7 +138,7 @@ def _string(schema: dict[str, Any], name: str) -> str:
         return "USD"
     if name == "url":
         return "https://93.184.216.34/matrix"
-    return "M" * max(schema.get("minLength", 1), 6)
+    return "M" * max(int(schema.get("minLength", 1)), 6)
 
 
 def body_for(operation: dict[str, Any], caller_estate: TenantEstate) -> dict[str, Any]:
