@@ -21,9 +21,9 @@ from tests.fuzz.conftest import LiveServer
 
 SEED = 20_261_204
 # Examples per operation in the fuzzing phase; the coverage phase adds its own boundary cases.
-MAX_EXAMPLES = 5
-STATEFUL_STEPS = 6
-STATEFUL_SCENARIOS = 10
+MAX_EXAMPLES = 2
+STATEFUL_STEPS = 5
+STATEFUL_SCENARIOS = 5
 
 
 CONFIG = SchemathesisConfig.from_dict(
