@@ -123,6 +123,8 @@ def StaffOrKey(*scopes: Scope) -> Any:  # noqa: N802 - read as a type in signatu
         return principal
 
     require_staff_or_api_key.scopes = scopes  # type: ignore[attr-defined]
+    # The document's `x-callers` reads this (app/core/openapi/callers.py).
+    require_staff_or_api_key.refuses_clients = True  # type: ignore[attr-defined]
     return Depends(require_staff_or_api_key)
 
 

@@ -19,7 +19,6 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import MaxLen
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -53,10 +52,6 @@ def in_date_range(value: Any) -> Any:
 MAX_EMAIL_LENGTH = 254
 MAX_PASSWORD_LENGTH = 1024
 Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH)]
-
-
-# A query parameter's instant, bounded as body fields are.
-BoundedDatetime = Annotated[datetime, AfterValidator(in_date_range)]
 
 
 def _wants_int(annotation: Any) -> bool:
@@ -121,3 +116,13 @@ class StrictBody(BaseModel):
         else:
             in_date_range(value)
         return value
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for an optional field that refuses an explicit `null` (leaving it
+    out keeps the value): the document then shows it as not nullable, as it behaves."""
+    options = [o for o in schema.pop("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options

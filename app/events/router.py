@@ -11,9 +11,9 @@ from app.auth.dependencies import StaffOrKey
 from app.core.deps import PageDep, SessionDep
 from app.core.errors import Unprocessable, problem_responses
 from app.core.events import EVENT_TYPES
+from app.core.instants import QueryInstant
 from app.core.pagination import Page
 from app.core.principal import Principal
-from app.core.schemas import BoundedDatetime
 from app.events.repository import EventRepository
 from app.events.schemas import EventOut
 
@@ -31,8 +31,7 @@ async def list_events(
     ] = None,
     client_id: Annotated[uuid.UUID | None, Query(description="One client's events.")] = None,
     since: Annotated[
-        BoundedDatetime | None,
-        Query(description="Only events at or after this instant (RFC 3339)."),
+        QueryInstant | None, Query(description="Only events at or after this instant (RFC 3339).")
     ] = None,
 ) -> Page[EventOut]:
     """The audit trail, newest first: each change with its actor, request id and reason."""

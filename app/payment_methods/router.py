@@ -14,8 +14,8 @@ from app.core.db import transaction
 from app.core.deps import GatewayDep, HooksDep, PageDep, SessionDep, SessionmakerDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotentDep
+from app.core.instants import QueryInstant
 from app.core.pagination import Page
-from app.core.schemas import BoundedDatetime
 from app.models import PaymentMethod
 from app.models.billing import PAYMENT_METHOD_FEE_CURRENCY
 from app.payment_methods.repository import PaymentMethodRepository, PlatformFeeRepository
@@ -145,9 +145,9 @@ async def list_platform_fees(
     page: PageDep,
     client_id: uuid.UUID | None = None,
     since: Annotated[
-        BoundedDatetime | None, Query(description="From this instant (inclusive).")
+        QueryInstant | None, Query(description="From this instant (inclusive).")
     ] = None,
-    until: Annotated[BoundedDatetime | None, Query(description="Before this instant.")] = None,
+    until: Annotated[QueryInstant | None, Query(description="Before this instant.")] = None,
 ) -> PlatformFeePage:
     """The platform-fee ledger, with the total of everything the filters match."""
     repo = PlatformFeeRepository(session, principal)

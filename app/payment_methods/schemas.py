@@ -29,7 +29,9 @@ class PaymentMethodCreate(StrictBody):
         "GET /consent-texts/ach_debit.",
     )
     client_id: uuid.UUID | None = Field(
-        default=None, description="Staff: the client this is for (client users leave it out)."
+        default=None,
+        description="Required for staff: the client this is for. Client users leave it out "
+        "(it is their own).",
     )
 
 

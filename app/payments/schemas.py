@@ -68,7 +68,9 @@ class RefundCreate(StrictBody):
     )
 
 
-STAFF_CLIENT_ID = "Staff: the client this is for (client users leave it out)."
+STAFF_CLIENT_ID = (
+    "Required for staff: the client this is for. Client users leave it out (it is their own)."
+)
 
 
 class PayInvoice(StrictBody):

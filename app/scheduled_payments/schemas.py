@@ -12,7 +12,9 @@ from app.core.money import MAX_AMOUNT
 from app.core.schemas import StrictBody
 
 ScheduledStatus = Literal["scheduled", "processing", "on_hold", "succeeded", "failed", "canceled"]
-STAFF_CLIENT_ID = "Staff: the client this is for (client users leave it out)."
+STAFF_CLIENT_ID = (
+    "Required for staff: the client this is for. Client users leave it out (it is their own)."
+)
 
 
 class ScheduledPaymentCreate(StrictBody):

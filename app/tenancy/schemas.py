@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.address import Address, stored_address
-from app.core.schemas import Email, StrictBody
+from app.core.schemas import Email, StrictBody, not_null
 from app.core.scopes import Scope
 
 if TYPE_CHECKING:
@@ -161,7 +161,11 @@ class TenantUpdate(StrictBody):
     """Only the fields given change; `null` clears an optional one."""
 
     name: str | None = Field(
-        default=None, min_length=1, max_length=200, description="The name clients know you by."
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The name clients know you by (it may be changed, not removed).",
+        json_schema_extra=not_null,
     )
     legal_name: str | None = Field(
         default=None,

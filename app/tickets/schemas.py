@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from app.core.schemas import StrictBody
+from app.core.schemas import StrictBody, not_null
 
 TicketStatus = Literal["open", "in_progress", "waiting_on_client", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -64,14 +64,16 @@ class TicketChange(StrictBody):
     """Staff's changes; fields left out stay as they are."""
 
     status: TicketStatus | None = Field(
-        default=None, description="`closed` is refused here: use the close endpoint."
+        default=None,
+        description="`closed` is refused here: use the close endpoint.",
+        json_schema_extra=not_null,
     )
     assignee_id: uuid.UUID | None = Field(
         default=None,
         validation_alias=AliasChoices("assignee_id", "assignee"),
         description="A staff member's user id, or null to unassign (`assignee` is accepted too).",
     )
-    priority: TicketPriority | None = None
+    priority: TicketPriority | None = Field(default=None, json_schema_extra=not_null)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,8 @@ need say no more than their decorators already do:
   `Retry-After`, `WWW-Authenticate`, and what routes declare with `response_headers`);
 - a summary and a description on every operation, `servers`, `security: []` on the public
   ones, and an OAuth2 password flow beside bearer tokens (Swagger's Authorize signs in);
+- who may call each operation (`x-callers`: staff, client, api_key; `x-api-key-scopes`), see
+  `callers`;
 - schema names that read well in generated code (`SignInForm`, `InvoicePage`,
   `InvoiceStatus`), see `naming`.
 """
@@ -26,6 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from app.core.errors import FieldError, Problem, ValidationProblem
+from app.core.openapi.callers import document_callers
 from app.core.openapi.naming import give_schemas_names
 from app.core.openapi.responses import document_responses, response_headers
 
@@ -127,6 +130,7 @@ def build_document(app: FastAPI) -> dict[str, Any]:
         _describe(operation, route)
         operation["security"] = SIGNED_IN if operation.get("security") else []
         document_responses(operation, route, components)
+        document_callers(operation, route)
 
     give_schemas_names(document)
     components["schemas"] = dict(sorted(components["schemas"].items()))
