@@ -116,7 +116,8 @@ def sample(schema: dict[str, Any], name: str, own: dict[str, str]) -> Any:
     if kind == "array":
         return [sample(schema["items"], name, own) for _ in range(schema.get("minItems", 0))]
     if kind == "integer":
-        return max(schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
+        # The document may spell a bound as 1.0; the body must carry a true integer.
+        return int(max(schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1))
     if kind == "boolean":
         return True
     if name in own:
