@@ -84,9 +84,10 @@ async def get_me(user: UserDep) -> Me:
     "/me/password",
     operation_id="changePassword",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
 )
 async def change_password(
+    request: Request,
     body: ChangePasswordRequest,
     caller: CallerDep,
     user: UserDep,
@@ -99,5 +100,7 @@ async def change_password(
         current=body.current_password,
         new=body.new_password,
         session_family=caller.session_id,
+        throttle=request.app.state.login_throttle,
+        address=request.client.host if request.client else "unknown",
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
