@@ -33,6 +33,7 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
 )
 async def sign_in(
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -46,6 +47,7 @@ async def sign_in(
         address=address,
         throttle=request.app.state.login_throttle,
     )
+    response.headers["Cache-Control"] = "no-store"  # tokens must not sit in any cache
     return _pair(tokens)
 
 
@@ -55,9 +57,13 @@ async def sign_in(
     response_model=TokenPair,
     responses=problem_responses(401, 422),
 )
-async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenPair:
     """Trade a refresh token for a new pair; the one given is spent."""
-    return _pair(await AuthService(session, settings).refresh(body.refresh_token))
+    tokens = await AuthService(session, settings).refresh(body.refresh_token)
+    response.headers["Cache-Control"] = "no-store"
+    return _pair(tokens)
 
 
 @router.post(

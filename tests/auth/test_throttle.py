@@ -241,6 +241,7 @@ async def test_a_success_resets_the_account_count(portal: Portal, factory: Facto
             assert (await portal.sign_in(email, WRONG)).status_code == 401
         ok = await portal.sign_in(email, PASSWORD)
         assert ok.status_code == 200, ok.text
+        assert ok.headers["cache-control"] == "no-store"
         for _ in range(4):
             assert (await portal.sign_in(email, WRONG)).status_code == 401
         again = await portal.sign_in(email, PASSWORD)

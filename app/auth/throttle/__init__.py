@@ -80,10 +80,12 @@ class LoginThrottle:
     async def succeeded(self, attempt: Attempt, *, session: AsyncSession | None = None) -> None:
         """The secret was right: forget the account's failures, give back the address its
         reservation, and remember the address as one this account uses."""
-        await self.store.clear([attempt.pair_key, attempt.account_key], session)
-        if attempt.address_counted:
-            await self.store.refund([attempt.address_key], session)
-        await self.store.hit([(attempt.known_key, self.known_seconds)], session)
+        await self.store.settle(
+            clear=[attempt.pair_key, attempt.account_key],
+            refund=[attempt.address_key] if attempt.address_counted else [],
+            mark=(attempt.known_key, self.known_seconds),
+            session=session,
+        )
 
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -70,5 +70,12 @@ class ThrottleCounterRepository:
     async def clear(self, key: str) -> None:
         await self.session.execute(delete(ThrottleCounter).where(ThrottleCounter.key == key))
 
-    async def forget_ended(self, now: datetime) -> None:
-        await self.session.execute(delete(ThrottleCounter).where(ThrottleCounter.expires_at <= now))
+    async def forget_ended(self, now: datetime, *, batch: int = 100) -> None:
+        """Delete some ended windows. Rows another attempt holds are skipped (SKIP LOCKED on
+        PostgreSQL): cleaning up must never wait on, or deadlock with, a live attempt."""
+        ended = select(ThrottleCounter.key).where(ThrottleCounter.expires_at <= now).limit(batch)
+        if self.session.get_bind().dialect.name == "postgresql":
+            ended = ended.with_for_update(skip_locked=True)
+        await self.session.execute(
+            delete(ThrottleCounter).where(ThrottleCounter.key.in_(ended.scalar_subquery()))
+        )

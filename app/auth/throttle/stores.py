@@ -20,7 +20,9 @@ from app.core.db import transaction
 
 
 class CounterStore(Protocol):
-    """`session`: count inside the caller's transaction (a request that already holds one,
+    """Keys are taken in the order given; callers give them by kind, (account, address)
+    before account before address, the same order for everyone, so no two deadlock.
+    `session`: count inside the caller's transaction (a request that already holds one,
     where a second transaction would wait on the first on SQLite); None: a transaction of
     the store's own, committed at once. Redis ignores it."""
 
@@ -41,6 +43,17 @@ class CounterStore(Protocol):
         ...
 
     async def refund(self, keys: Sequence[str], session: AsyncSession | None = None) -> None: ...
+
+    async def settle(
+        self,
+        clear: Sequence[str],
+        refund: Sequence[str],
+        mark: tuple[str, int],
+        session: AsyncSession | None = None,
+    ) -> None:
+        """After a success, in one step: forget `clear`, hand back one count on each of
+        `refund`, and count one on `mark` (key, window)."""
+        ...
 
     async def current(self, key: str, session: AsyncSession | None = None) -> int: ...
 
@@ -90,7 +103,7 @@ class DatabaseCounterStore:
             counters = ThrottleCounterRepository(session)
             # Ended windows are no use to anyone; trim them here rather than in a job.
             await counters.forget_ended(now)
-            for key, window in sorted(keys):  # one lock order for every caller
+            for key, window in keys:
                 count, end = await counters.hit(
                     key, now=now, expires_at=now + timedelta(seconds=window)
                 )
@@ -120,11 +133,27 @@ class DatabaseCounterStore:
                 return Admission(_seconds_left(end, now), last_counted=False)
         return Admission(None, last_counted=True)
 
+    async def settle(
+        self,
+        clear: Sequence[str],
+        refund: Sequence[str],
+        mark: tuple[str, int],
+        session: AsyncSession | None = None,
+    ) -> None:
+        now = utcnow()
+        async with self._unit(session) as session:
+            counters = ThrottleCounterRepository(session)
+            for key in clear:
+                await counters.clear(key)
+            for key in refund:
+                await counters.refund(key, now=now)
+            await counters.hit(mark[0], now=now, expires_at=now + timedelta(seconds=mark[1]))
+
     async def refund(self, keys: Sequence[str], session: AsyncSession | None = None) -> None:
         if not keys:
             return
         async with self._unit(session) as session:
-            for key in sorted(keys):
+            for key in keys:
                 await ThrottleCounterRepository(session).refund(key, now=utcnow())
 
     async def current(self, key: str, session: AsyncSession | None = None) -> int:
@@ -133,7 +162,7 @@ class DatabaseCounterStore:
 
     async def clear(self, keys: Sequence[str], session: AsyncSession | None = None) -> None:
         async with self._unit(session) as session:
-            for key in sorted(keys):
+            for key in keys:
                 await ThrottleCounterRepository(session).clear(key)
 
     async def aclose(self) -> None:
@@ -231,6 +260,17 @@ class RedisCounterStore:
         now = utcnow().timestamp()
         for key in keys:
             await self._refund(keys=[self.prefix + key], args=[now])
+
+    async def settle(
+        self,
+        clear: Sequence[str],
+        refund: Sequence[str],
+        mark: tuple[str, int],
+        session: AsyncSession | None = None,
+    ) -> None:
+        await self.clear(clear)
+        await self.refund(refund)
+        await self.hit([mark])
 
     async def current(self, key: str, session: AsyncSession | None = None) -> int:
         values = await self.redis.hmget(self.prefix + key, ["n", "e"])
