@@ -29,7 +29,7 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
     "/auth/token",
     operation_id="signIn",
     response_model=TokenPair,
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(401, 403, 422, 429),
 )
 async def sign_in(
     request: Request,
