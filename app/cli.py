@@ -61,7 +61,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            proxy_headers=True,
+            # Off: uvicorn would take X-Forwarded-For from any local peer; the app reads it
+            # only from BILLING_TRUSTED_PROXIES (app/core/proxies.py).
+            proxy_headers=False,
             # uvicorn's own lines as JSON; its access log is off: billing_portal.access
             # writes one line per request, with the request id and duration.
             log_config=uvicorn_log_config(settings.log_level, json_lines=settings.log_json),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
+from app.auth.totp.router import router as totp_router
 from app.autopay.router import router as autopay_router
 from app.consents.router import router as consents_router
 from app.core.audit import AuditContextMiddleware, audit_reason
@@ -25,6 +26,7 @@ from app.core.logging import configure_logging
 from app.core.metrics import HttpMetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.openapi import install_openapi
+from app.core.proxies import TrustedProxyMiddleware
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.events.router import router as events_router
 from app.invoices.router import router as invoices_router
@@ -40,6 +42,7 @@ API_PREFIX = "/api/v1"
 OPENAPI_URL = "/openapi.json"
 API_ROUTERS: list[APIRouter] = [
     auth_router,
+    totp_router,
     tenancy_router,
     payment_methods_router,
     invoices_router,
@@ -89,11 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.login_throttle = create_login_throttle(
-        redis_url=settings.redis_url,
-        max_failures=settings.login_max_failures,
-        window_seconds=settings.login_window_seconds,
-    )
+    app.state.login_throttle = create_login_throttle(settings, app.state.sessionmaker)
     app.state.shutdown_hooks = []
     app.state.idempotency = IdempotencyStore(app.state.sessionmaker, settings)
     app.state.gateway = build_gateway(settings)
@@ -102,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(AuditContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outside the request context, so its logs and every reader see the client's address.
+    app.add_middleware(TrustedProxyMiddleware, networks=settings.trusted_proxy_networks)
     install_cors(app, settings.cors_origin_list)  # outside the request context: every answer
     # Outside CORS: its preflight answers carry the headers too.
     app.add_middleware(SecurityHeadersMiddleware, served_over_https=settings.served_over_https)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ApiKey, LoginFailure, RefreshToken, User
+from app.models import ApiKey, RefreshToken, User
 
 
 class AuthRepository:
@@ -52,35 +52,3 @@ class AuthRepository:
     async def api_key_by_prefix(self, prefix: str) -> ApiKey | None:
         stmt = select(ApiKey).where(ApiKey.prefix == prefix)
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-
-class LoginFailureRepository:
-    """Failed sign-ins by throttling key (an account's email or an address), across tenants:
-    sign-in names no tenant."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def recent(self, key: str, since: datetime, limit: int) -> list[datetime]:
-        """When the last `limit` failures for `key` after `since` happened, newest first."""
-        stmt = (
-            select(LoginFailure.occurred_at)
-            .where(LoginFailure.key == key, LoginFailure.occurred_at > since)
-            .order_by(LoginFailure.occurred_at.desc())
-            .limit(limit)
-        )
-        return list((await self.session.execute(stmt)).scalars())
-
-    async def add(self, keys: list[str], at: datetime) -> None:
-        self.session.add_all(LoginFailure(key=key, occurred_at=at) for key in keys)
-        await self.session.flush()
-
-    async def forget_before(self, cutoff: datetime) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < cutoff))
-
-    async def forget(self, key: str) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.key == key))
-
-    async def count_since(self, key: str, since: datetime) -> int:
-        stmt = select(func.count()).where(LoginFailure.key == key, LoginFailure.occurred_at > since)
-        return int((await self.session.execute(stmt)).scalar_one())

@@ -29,10 +29,11 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
     "/auth/token",
     operation_id="signIn",
     response_model=TokenPair,
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(401, 403, 422, 429),
 )
 async def sign_in(
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     form: Annotated[SignInForm, Depends()],
@@ -46,6 +47,7 @@ async def sign_in(
         address=address,
         throttle=request.app.state.login_throttle,
     )
+    response.headers["Cache-Control"] = "no-store"  # tokens must not sit in any cache
     return _pair(tokens)
 
 
@@ -55,9 +57,13 @@ async def sign_in(
     response_model=TokenPair,
     responses=problem_responses(401, 422),
 )
-async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenPair:
     """Trade a refresh token for a new pair; the one given is spent."""
-    return _pair(await AuthService(session, settings).refresh(body.refresh_token))
+    tokens = await AuthService(session, settings).refresh(body.refresh_token)
+    response.headers["Cache-Control"] = "no-store"
+    return _pair(tokens)
 
 
 @router.post(
@@ -84,9 +90,10 @@ async def get_me(user: UserDep) -> Me:
     "/me/password",
     operation_id="changePassword",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
 )
 async def change_password(
+    request: Request,
     body: ChangePasswordRequest,
     caller: CallerDep,
     user: UserDep,
@@ -99,5 +106,7 @@ async def change_password(
         current=body.current_password,
         new=body.new_password,
         session_family=caller.session_id,
+        throttle=request.app.state.login_throttle,
+        address=request.client.host if request.client else "unknown",
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,14 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.errors import (
-    InvalidCredentials,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    SignInThrottled,
-)
+from app.auth.credentials import check_password_sign_in
+from app.auth.errors import InvalidRefreshToken, RefreshTokenReused
 from app.auth.repository import AuthRepository
 from app.auth.throttle import LoginThrottle
+from app.auth.throttle.errors import PasswordAttemptsThrottled, WrongCurrentPassword
+from app.auth.totp.service import require_second_factor
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import Unprocessable
@@ -48,19 +46,12 @@ class AuthService:
         self, *, email: str, password: str, address: str, throttle: LoginThrottle
     ) -> IssuedTokens:
         email = email.strip().lower()
-        keys = [f"account:{email}", f"address:{address}"]
-        wait = await throttle.retry_after(self.session, keys)
-        if wait is not None:
-            raise SignInThrottled(
-                "Too many failed sign-in attempts. Wait before trying again.", retry_after=wait
-            )
-        user = await self.repo.user_by_email(email)
-        # Verify even when the user is unknown (against a dummy hash): same time either way.
-        valid = await verify_password_off_loop(password, user.password_hash if user else None)
-        if user is None or not valid or not user.is_active:
-            await throttle.record_failure(self.session, keys)
-            raise InvalidCredentials()
-        await throttle.reset(self.session, keys[0])
+        # Throttled, and checked with no connection held (app/auth/credentials.py).
+        user = await check_password_sign_in(
+            self.session, throttle, email=email, password=password, address=address
+        )
+        # A second factor when the person has one, or must (app/auth/totp).
+        await require_second_factor(self.session, self.settings, user)
         user.last_login_at = utcnow()
         return await self._issue(user, family_id=uuid.uuid4())
 
@@ -86,12 +77,22 @@ class AuthService:
             await self.repo.revoke_family(token.family_id, utcnow())
 
     async def change_password(
-        self, user: User, *, current: str, new: str, session_family: uuid.UUID | None
+        self,
+        user: User,
+        *,
+        current: str,
+        new: str,
+        session_family: uuid.UUID | None,
+        throttle: LoginThrottle,
+        address: str,
     ) -> None:
+        # Guesses at the current password are throttled like sign-in (app/auth/throttle).
+        attempt = await throttle.admit("password", str(user.id), address, session=self.session)
+        if attempt.retry_after is not None:
+            raise PasswordAttemptsThrottled(retry_after=attempt.retry_after)
         if not await verify_password_off_loop(current, user.password_hash):
-            raise Unprocessable(
-                "The current password is incorrect.", loc=("body", "current_password")
-            )
+            raise WrongCurrentPassword()
+        await throttle.succeeded(attempt, session=self.session)
         problem = password_problem(new, user.email)
         if problem:
             raise Unprocessable(problem, loc=("body", "new_password"))
@@ -104,6 +105,11 @@ class AuthService:
         user.token_version += 1
         await self.repo.revoke_user_sessions(user.id, utcnow(), except_family=session_family)
         await self.session.flush()
+
+    async def complete_sign_in(self, user: User) -> IssuedTokens:
+        """A new session for someone who has passed every step (the TOTP one included)."""
+        user.last_login_at = utcnow()
+        return await self._issue(user, family_id=uuid.uuid4())
 
     async def _issue(self, user: User, *, family_id: uuid.UUID) -> IssuedTokens:
         raw = new_refresh_token()

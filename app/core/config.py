@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.proxies import Network, parse_networks
+
 MIN_PRODUCTION_KEY_BYTES = 32
 
 
@@ -42,8 +44,16 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
+    # Guesses allowed per window (app/auth/throttle): one account from one address, one
+    # account from anywhere, one address at any accounts (accounts known there exempt).
     login_max_failures: int = Field(default=5, ge=1)
+    login_account_max_failures: int = Field(default=20, ge=1)
+    login_address_max_failures: int = Field(default=100, ge=1)
+    login_known_address_days: int = Field(default=30, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Proxies whose X-Forwarded-For is believed (CIDRs, comma-separated); none by default,
+    # so the client address is the connection's peer.
+    trusted_proxies: str = ""
     redis_url: str | None = None
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -103,6 +113,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL, e.g. https://billing.example.com")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        try:
+            networks = parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"not a list of CIDRs such as 10.0.0.0/8,192.0.2.1: {exc}") from exc
+        return ",".join(str(network) for network in networks)
+
+    @property
+    def trusted_proxy_networks(self) -> list[Network]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("cors_origins")
     @classmethod

@@ -1,6 +1,6 @@
 """Every ORM model, imported here so `Base.metadata` is complete for alembic and tests."""
 
-from app.models.auth import LoginFailure, RefreshToken
+from app.models.auth import RefreshToken
 from app.models.base import Base
 from app.models.billing import (
     IdempotencyRecord,
@@ -20,6 +20,7 @@ from app.models.scheduling import (
     AutopaySetting,
     ScheduledPayment,
 )
+from app.models.security import RecoveryCode, ThrottleCounter, TotpCredential
 from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
 from app.models.tickets import Ticket, TicketUpdate
 from app.models.webhooks import WebhookDelivery, WebhookEndpoint
@@ -37,19 +38,21 @@ __all__ = [
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",
-    "LoginFailure",
     "Payment",
     "PaymentAllocation",
     "PaymentMethod",
     "PlatformFee",
+    "RecoveryCode",
     "RefreshToken",
     "Refund",
     "ScheduledPayment",
     "ServiceCategory",
     "Tenant",
     "TenantLogo",
+    "ThrottleCounter",
     "Ticket",
     "TicketUpdate",
+    "TotpCredential",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

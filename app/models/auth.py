@@ -1,4 +1,4 @@
-"""Sessions (refresh-token families) and the sign-in failure log used for throttling."""
+"""Sessions (refresh-token families)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,3 @@ class RefreshToken(IdMixin, CreatedAtMixin, Base):
     expires_at: Mapped[datetime]
     spent_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-
-
-class LoginFailure(IdMixin, Base):
-    __tablename__ = "login_failures"
-    __table_args__ = (Index(None, "key", "occurred_at"),)
-
-    key: Mapped[str] = mapped_column(String(400))
-    occurred_at: Mapped[datetime]

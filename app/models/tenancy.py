@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -55,6 +56,8 @@ class Tenant(IdMixin, CreatedAtMixin, Base):
     # Per-tenant sequences, advanced with a single UPDATE ... RETURNING so numbers never repeat.
     next_invoice_number: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     next_ticket_number: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    # Staff must sign in with a second factor (TOTP); those without one are told to enrol.
+    staff_totp_required: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class TenantLogo(Base):

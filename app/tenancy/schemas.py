@@ -189,7 +189,19 @@ class TenantUpdate(StrictBody):
         "printed under the invoice's payment link.",
     )
 
+    staff_totp_required: bool | None = Field(
+        default=None,
+        description="Staff must sign in with TOTP; those without it are asked to enrol.",
+    )
+
     _text = field_validator("legal_name", "tax_id", "payment_instructions")(_strip_optional)
+
+    @field_validator("staff_totp_required")
+    @classmethod
+    def _switch(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("must be true or false")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -221,6 +233,7 @@ class TenantOut(BaseModel):
     address: Address | None
     payment_instructions: str | None
     timezone: str = Field(description="Calendar dates (due dates, issue dates) are in this zone.")
+    staff_totp_required: bool = Field(description="Staff must sign in with TOTP.")
     logo: TenantLogoOut | None = Field(
         description="Set with `PUT /tenant/logo`, fetched with `GET /tenant/logo`."
     )

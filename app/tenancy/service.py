@@ -65,6 +65,8 @@ class TenancyService:
             tenant.email = str(data.email).lower() if data.email else None
         if "address" in changes:
             store_address(tenant, TENANT_ADDRESS, data.address)
+        if data.staff_totp_required is not None:
+            tenant.staff_totp_required = data.staff_totp_required
         await self.session.flush()
         await self._tenant_updated(tenant)
         return tenant

@@ -21,6 +21,7 @@ DOMAINS = (
 )
 # How high a module stands in a request's way down; imports go level or down, never up.
 ENTRY, RULES, QUERIES = 3, 2, 1
+_LAYER_NAMES = ("router", "dependencies", "service", "repository", "errors", "schemas")
 
 
 def level(module: str) -> int | None:
@@ -28,6 +29,9 @@ def level(module: str) -> int | None:
     if len(parts) < 3 or parts[1] not in DOMAINS:
         return None
     name = parts[2]
+    # A domain's sub-package (app.auth.totp.router) stands where its module's name says.
+    if len(parts) > 3 and parts[3] in _LAYER_NAMES:
+        name = parts[3]
     if name in ("router", "dependencies"):
         return ENTRY
     # Pure modules (the rules of a domain as functions of their inputs) sit as low as queries.

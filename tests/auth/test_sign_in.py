@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.core.config import Settings
 from app.core.security import decode_access_token
-from app.models import LoginFailure, RefreshToken, User
+from app.models import RefreshToken, ThrottleCounter, User
 from tests.factories import PASSWORD, Factory, assert_problem, bearer, count_rows, fetch, update_row
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -118,7 +118,8 @@ async def test_a_failed_sign_in_is_counted_even_though_it_answers_an_error(
 ) -> None:
     world = await factory.world()
     await sign_in(client, world.staff.user.email, "wrong password here")
-    assert await count_rows(factory, LoginFailure) == 2  # the account and the address
+    # (account, address), account and address: three counters.
+    assert await count_rows(factory, ThrottleCounter) == 3
     assert await count_rows(factory, RefreshToken) == 0
 
 

@@ -1,15 +1,16 @@
-"""Sign-in throttling, per account and per address, with the count in the database or Redis.
+"""Sign-in throttling: (account, address), account and address counters, counted atomically
+in the database (SQLite or PostgreSQL, whichever the suite runs on) or in Redis.
 
-Every test runs on both backends: the suite's app (database) and a second app built on the
-same database with `redis_url` set. The Redis one uses a key prefix of its own and deletes
-only its own keys.
+Every test runs on both backends: an app on the suite's database, and one with `redis_url`
+set. Each Redis app uses a key prefix of its own and deletes only its own keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,18 +18,26 @@ from typing import Any
 
 import pytest
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import event, select
 
-from app.auth.throttle import DatabaseLoginThrottle, RedisLoginThrottle
+from app.auth import credentials
+from app.auth.throttle.stores import DatabaseCounterStore, RedisCounterStore
 from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.main import create_app
-from app.models import LoginFailure, RefreshToken
+from app.models import RefreshToken, ThrottleCounter
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, Factory, assert_problem, count_rows
+from tests.factories import PASSWORD, Factory, assert_problem, bearer, count_rows
 
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ADDRESS = "203.0.113.7"
 WRONG = "definitely not the password"
+# Small limits, so the tests reach every one of them quickly.
+LIMITS = {
+    "login_max_failures": 5,
+    "login_account_max_failures": 8,
+    "login_address_max_failures": 12,
+}
 
 
 @dataclass
@@ -51,6 +60,14 @@ class Portal:
             "/api/v1/auth/token", data={"username": email, "password": password}
         )
 
+    async def stored_keys(self) -> list[str]:
+        store = self.app.state.login_throttle.store
+        if isinstance(store, RedisCounterStore):
+            keys = [key async for key in store.redis.scan_iter(match=store.prefix + "*")]
+            return sorted(key.removeprefix(store.prefix) for key in keys)
+        async with self.app.state.sessionmaker() as session:
+            return sorted((await session.execute(select(ThrottleCounter.key))).scalars())
+
     async def aclose(self) -> None:
         for http in self._clients.values():
             await http.aclose()
@@ -60,27 +77,26 @@ class Portal:
 async def portal(
     request: pytest.FixtureRequest, app: Any, database_url: str, data_dir: Path
 ) -> AsyncIterator[Portal]:
-    if request.param == "database":
-        assert isinstance(app.state.login_throttle, DatabaseLoginThrottle)
-        portal = Portal(app, "database", app.state.settings)
-        yield portal
-        await portal.aclose()
-        return
-    settings = make_settings(database_url, data_dir, redis_url=REDIS_URL)
-    redis_app = create_app(settings)
-    throttle = redis_app.state.login_throttle
-    assert isinstance(throttle, RedisLoginThrottle)
-    throttle.prefix = f"bp-test:{uuid.uuid4().hex}:"
-    portal = Portal(redis_app, "redis", settings)
+    redis_url = REDIS_URL if request.param == "redis" else None
+    settings = make_settings(database_url, data_dir, redis_url=redis_url, **LIMITS)
+    portal_app = create_app(settings)
+    store = portal_app.state.login_throttle.store
+    if redis_url:
+        assert isinstance(store, RedisCounterStore)
+        store.prefix = f"bp-test:{uuid.uuid4().hex}:"
+    else:
+        assert isinstance(store, DatabaseCounterStore)
+    portal = Portal(portal_app, request.param, settings)
     try:
         yield portal
     finally:
         await portal.aclose()
-        keys = [key async for key in throttle.redis.scan_iter(match=throttle.prefix + "*")]
-        if keys:
-            await throttle.redis.delete(*keys)
-        await throttle.aclose()
-        await redis_app.state.engine.dispose()
+        if isinstance(store, RedisCounterStore):
+            keys = [key async for key in store.redis.scan_iter(match=store.prefix + "*")]
+            if keys:
+                await store.redis.delete(*keys)
+        await portal_app.state.login_throttle.aclose()
+        await portal_app.state.engine.dispose()
 
 
 def address(n: int) -> str:
@@ -91,31 +107,57 @@ def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "request_id"}
 
 
-def assert_throttled(response: Response, window: int) -> int:
-    assert_problem(response, 429, "sign-in-throttled")
+def assert_throttled(response: Response, window: int, slug: str = "sign-in-throttled") -> int:
+    assert_problem(response, 429, slug)
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= window
     assert "access_token" not in response.text
     return retry_after
 
 
-async def test_five_failures_lock_the_account(portal: Portal, factory: Factory) -> None:
+def count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every password hash checked at sign-in, counted."""
+    checked: list[int] = []
+    real = credentials.verify_password_off_loop
+
+    async def counting(password: str, password_hash: str | None) -> bool:
+        checked.append(1)
+        return await real(password, password_hash)
+
+    monkeypatch.setattr(credentials, "verify_password_off_loop", counting)
+    return checked
+
+
+async def test_five_failures_from_one_address_lock_the_account_there(
+    portal: Portal, factory: Factory
+) -> None:
     world = await factory.world()
     email = world.staff.user.email
     window = portal.settings.login_window_seconds
     with FrozenClock(datetime.now(UTC)):
-        # From a new address each time, so only the account's count can be what stops it;
-        # the case of the email does not make it another account.
         for n in range(5):
-            typed = email.upper() if n % 2 else email
-            response = await portal.sign_in(typed, WRONG, address=address(n))
-            assert_problem(response, 401, "invalid-credentials")
-        locked = await portal.sign_in(email, PASSWORD, address=address(9))
+            typed = email.upper() if n % 2 else email  # the case does not make another account
+            assert_problem(await portal.sign_in(typed, WRONG), 401, "invalid-credentials")
+        locked = await portal.sign_in(email, PASSWORD)
         assert assert_throttled(locked, window) == window
-    assert await count_rows(factory, RefreshToken) == 0
-    # Other accounts are not affected.
-    other = await portal.sign_in(world.contact.user.email, PASSWORD, address=address(10))
-    assert other.status_code == 200, other.text
+        assert await count_rows(factory, RefreshToken) == 0
+        # The owner from their own address, and others behind the guesser's address, are fine.
+        assert (await portal.sign_in(email, PASSWORD, address=address(1))).status_code == 200
+        other = await portal.sign_in(world.contact.user.email, PASSWORD)
+        assert other.status_code == 200, other.text
+
+
+async def test_guesses_spread_over_addresses_lock_the_account_at_its_own_limit(
+    portal: Portal, factory: Factory
+) -> None:
+    world = await factory.world()
+    email = world.staff.user.email
+    with FrozenClock(datetime.now(UTC)):
+        for n in range(LIMITS["login_account_max_failures"]):
+            response = await portal.sign_in(email, WRONG, address=address(n))
+            assert_problem(response, 401, "invalid-credentials")
+        locked = await portal.sign_in(email, PASSWORD, address=address(99))
+        assert_throttled(locked, portal.settings.login_window_seconds)
 
 
 async def test_an_unknown_email_is_throttled_exactly_the_same(
@@ -126,9 +168,9 @@ async def test_an_unknown_email_is_throttled_exactly_the_same(
     unknown = f"nobody-{uuid.uuid4().hex[:6]}@example.com"
     answers: dict[str, list[Response]] = {known: [], unknown: []}
     with FrozenClock(datetime.now(UTC)):
-        for email, base in ((known, 0), (unknown, 20)):
-            for n in range(6):
-                answers[email].append(await portal.sign_in(email, WRONG, address=address(base + n)))
+        for email, where in ((known, address(1)), (unknown, address(2))):
+            for _ in range(6):
+                answers[email].append(await portal.sign_in(email, WRONG, address=where))
     for email in (known, unknown):
         assert [r.status_code for r in answers[email]] == [401] * 5 + [429], email
     for a, b in zip(answers[known], answers[unknown], strict=True):
@@ -137,18 +179,39 @@ async def test_an_unknown_email_is_throttled_exactly_the_same(
         assert without_request_id(a.json()) == without_request_id(b.json())
 
 
-async def test_failures_from_one_address_lock_the_address(portal: Portal, factory: Factory) -> None:
+async def test_the_address_ceiling_spares_accounts_known_at_that_address(
+    portal: Portal, factory: Factory
+) -> None:
     world = await factory.world()
+    colleague = world.contact.user.email
+    ceiling = LIMITS["login_address_max_failures"]
     with FrozenClock(datetime.now(UTC)):
-        for n in range(5):
+        # The colleague signed in from the office before; the staff member never did.
+        assert (await portal.sign_in(colleague, PASSWORD)).status_code == 200
+        for n in range(ceiling):
             response = await portal.sign_in(f"guess-{n}@example.com", WRONG)
             assert_problem(response, 401, "invalid-credentials")
-        # A real account with its right password, from the same address: still no.
-        blocked = await portal.sign_in(world.staff.user.email, PASSWORD)
-        assert_throttled(blocked, portal.settings.login_window_seconds)
-        # The same account from elsewhere is fine.
-        elsewhere = await portal.sign_in(world.staff.user.email, PASSWORD, address=address(50))
+        assert_throttled(await portal.sign_in("guess-x@example.com", WRONG), 900)
+        assert_throttled(await portal.sign_in(world.staff.user.email, PASSWORD), 900)
+        still_in = await portal.sign_in(colleague, PASSWORD)
+        assert still_in.status_code == 200, still_in.text
+        # The staff member from anywhere else is not affected.
+        elsewhere = await portal.sign_in(world.staff.user.email, PASSWORD, address=address(7))
         assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def test_throttled_attempts_do_not_use_up_the_other_counters(
+    portal: Portal, factory: Factory
+) -> None:
+    """A guesser stopped at the (account, address) limit who keeps going does not lock the
+    account out for its owner elsewhere (the account limit counts only checked attempts)."""
+    world = await factory.world()
+    email = world.staff.user.email
+    with FrozenClock(datetime.now(UTC)):
+        for _ in range(30):
+            await portal.sign_in(email, WRONG)
+        ok = await portal.sign_in(email, PASSWORD, address=address(3))
+        assert ok.status_code == 200, ok.text
 
 
 async def test_the_lock_lifts_when_the_window_has_passed(portal: Portal, factory: Factory) -> None:
@@ -156,19 +219,17 @@ async def test_the_lock_lifts_when_the_window_has_passed(portal: Portal, factory
     email = world.contact.user.email
     window = portal.settings.login_window_seconds
     with FrozenClock(datetime.now(UTC)) as clock:
-        for n in range(5):
-            await portal.sign_in(email, WRONG, address=address(n))
+        for _ in range(5):
+            await portal.sign_in(email, WRONG)
             clock.advance(seconds=10)  # failures spread over 40 seconds
-        first = await portal.sign_in(email, PASSWORD, address=address(60))
-        retry_after = assert_throttled(first, window)
-        # Free once the oldest of the five leaves the window: it happened 50 seconds ago.
-        assert retry_after == window - 50
-        clock.advance(seconds=retry_after - 1)
-        # Throttled attempts are not failures: they do not push the lock further out.
-        last = await portal.sign_in(email, WRONG, address=address(61))
-        assert assert_throttled(last, window) == 1
+        first = await portal.sign_in(email, PASSWORD)
+        # The window opened with the first failure, 50 seconds ago.
+        assert assert_throttled(first, window) == window - 50
+        clock.advance(seconds=window - 51)
+        # Throttled attempts do not push the lock further out.
+        assert assert_throttled(await portal.sign_in(email, WRONG), window) == 1
         clock.advance(seconds=1)
-        allowed = await portal.sign_in(email, PASSWORD, address=address(62))
+        allowed = await portal.sign_in(email, PASSWORD)
         assert allowed.status_code == 200, allowed.text
 
 
@@ -176,27 +237,114 @@ async def test_a_success_resets_the_account_count(portal: Portal, factory: Facto
     world = await factory.world()
     email = world.staff.user.email
     with FrozenClock(datetime.now(UTC)):
-        for n in range(4):
-            assert (await portal.sign_in(email, WRONG, address=address(n))).status_code == 401
-        ok = await portal.sign_in(email, PASSWORD, address=address(10))
+        for _ in range(4):
+            assert (await portal.sign_in(email, WRONG)).status_code == 401
+        ok = await portal.sign_in(email, PASSWORD)
         assert ok.status_code == 200, ok.text
-        for n in range(4):
-            response = await portal.sign_in(email, WRONG, address=address(20 + n))
-            assert response.status_code == 401
-        again = await portal.sign_in(email, PASSWORD, address=address(30))
+        assert ok.headers["cache-control"] == "no-store"
+        for _ in range(4):
+            assert (await portal.sign_in(email, WRONG)).status_code == 401
+        again = await portal.sign_in(email, PASSWORD)
         assert again.status_code == 200, again.text
 
 
-async def test_the_count_lives_in_the_configured_backend(portal: Portal, factory: Factory) -> None:
-    await portal.sign_in("someone@example.com", WRONG)
-    stored = await count_rows(factory, LoginFailure)
-    if portal.backend == "database":
-        assert stored == 2  # the account and the address
-        return
-    assert stored == 0
-    throttle = portal.app.state.login_throttle
-    keys = sorted([key async for key in throttle.redis.scan_iter(match=throttle.prefix + "*")])
-    assert keys == [
-        throttle.prefix + "account:someone@example.com",
-        throttle.prefix + f"address:{ADDRESS}",
-    ]
+async def test_what_was_typed_is_never_stored(portal: Portal, factory: Factory) -> None:
+    typed = "4111 1111 1111 1111"  # a card number typed as the username by mistake
+    await portal.sign_in(typed, WRONG)
+    keys = await portal.stored_keys()
+    assert len(keys) == 3  # (account, address), account, address
+    for key in keys:
+        assert len(key) == 64 and int(key, 16) >= 0  # an HMAC-SHA256, hex
+        assert "4111" not in key and ADDRESS not in key
+    expected_rows = 3 if portal.backend == "database" else 0
+    assert await count_rows(factory, ThrottleCounter) == expected_rows
+
+
+async def test_fifty_concurrent_guesses_check_at_most_the_limit(
+    portal: Portal, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await factory.world()
+    checked = count_verifications(monkeypatch)
+    answers = await asyncio.gather(
+        *(portal.sign_in(world.staff.user.email, WRONG) for _ in range(50))
+    )
+    limit = LIMITS["login_max_failures"]
+    assert len(checked) == limit
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [401] * limit + [429] * (50 - limit)
+
+
+async def test_no_connection_is_held_while_the_password_is_checked(
+    portal: Portal, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await factory.world()
+    engine = portal.app.state.engine.sync_engine
+    held: list[int] = []
+    out = [0]
+
+    def checkout(*_: Any) -> None:
+        out[0] += 1
+
+    def checkin(*_: Any) -> None:
+        out[0] -= 1
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    real = credentials.verify_password_off_loop
+
+    async def watching(password: str, password_hash: str | None) -> bool:
+        held.append(out[0])
+        return await real(password, password_hash)
+
+    monkeypatch.setattr(credentials, "verify_password_off_loop", watching)
+    try:
+        ok = await portal.sign_in(world.staff.user.email, PASSWORD)
+        assert ok.status_code == 200, ok.text
+        assert (await portal.sign_in(world.staff.user.email, WRONG)).status_code == 401
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+    assert held == [0, 0]
+    assert out[0] == 0
+
+
+async def test_wrong_current_passwords_are_throttled(portal: Portal, factory: Factory) -> None:
+    world = await factory.world()
+    headers = world.contact.headers
+    http = portal.http()
+
+    def change(current: str) -> Awaitable[Response]:
+        body = {"current_password": current, "new_password": "a brand new passphrase"}
+        return http.post("/api/v1/me/password", json=body, headers=headers)
+
+    with FrozenClock(datetime.now(UTC)):
+        for _ in range(5):
+            assert_problem(await change(WRONG), 422, "validation-error")
+        locked = await change(PASSWORD)
+        assert_throttled(locked, portal.settings.login_window_seconds, "too-many-attempts")
+    assert (
+        await portal.sign_in(world.contact.user.email, PASSWORD, address=address(5))
+    ).status_code == 200
+
+
+async def test_concurrent_wrong_current_passwords_check_at_most_the_limit(
+    portal: Portal, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.auth import service
+
+    world = await factory.world()
+    checked: list[int] = []
+    real = service.verify_password_off_loop
+
+    async def counting(password: str, password_hash: str | None) -> bool:
+        checked.append(1)
+        return await real(password, password_hash)
+
+    monkeypatch.setattr(service, "verify_password_off_loop", counting)
+    body = {"current_password": WRONG, "new_password": "a brand new passphrase"}
+    send: Callable[[], Awaitable[Response]] = lambda: portal.http().post(  # noqa: E731
+        "/api/v1/me/password", json=body, headers=bearer(world.contact.token)
+    )
+    answers = await asyncio.gather(*(send() for _ in range(20)))
+    assert len(checked) == LIMITS["login_max_failures"]
+    assert sorted(r.status_code for r in answers) == [422] * 5 + [429] * 15

@@ -46,6 +46,7 @@ async def test_staff_read_the_profile(client: AsyncClient, factory: Factory) -> 
         "address": None,
         "payment_instructions": None,
         "timezone": "UTC",
+        "staff_totp_required": False,
         "logo": None,
         "created_at": response.json()["created_at"],
     }
