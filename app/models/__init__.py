@@ -1,6 +1,12 @@
 """Every ORM model, imported here so `Base.metadata` is complete for alembic and tests."""
 
-from app.models.auth import LoginFailure, RefreshToken
+from app.models.auth import (
+    AuthSession,
+    LoginFailure,
+    PasswordResetRequest,
+    PasswordResetToken,
+    RefreshToken,
+)
 from app.models.base import Base
 from app.models.billing import (
     IdempotencyRecord,
@@ -20,12 +26,21 @@ from app.models.scheduling import (
     AutopaySetting,
     ScheduledPayment,
 )
-from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
+from app.models.tenancy import (
+    ApiKey,
+    Client,
+    Membership,
+    ServiceCategory,
+    Tenant,
+    TenantLogo,
+    User,
+)
 from app.models.tickets import Ticket, TicketUpdate
 from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
+    "AuthSession",
     "AutopayRule",
     "AutopayRuleCategory",
     "AutopaySetting",
@@ -38,6 +53,9 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "LoginFailure",
+    "Membership",
+    "PasswordResetRequest",
+    "PasswordResetToken",
     "Payment",
     "PaymentAllocation",
     "PaymentMethod",
