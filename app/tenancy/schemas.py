@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from app.core.address import Address, stored_address
 from app.core.schemas import StrictBody
@@ -109,7 +117,7 @@ class UserPasswordReset(UserOut):
 
 class UserUpdate(StrictBody):
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
-    active: bool | None = Field(
+    active: StrictBool | None = Field(
         default=None,
         description="false: sign-in is refused and every session ends at once; true: "
         "the contact may sign in again.",
