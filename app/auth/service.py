@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import (
+    ClientOnly,
     InvalidCredentials,
     InvalidRefreshToken,
     NotAMember,
@@ -92,7 +93,9 @@ class AuthService:
     ) -> IssuedTokens:
         """A pair for another company the contact belongs to; the current session ends, so
         its tokens cannot keep acting for the company left."""
-        if user.role != "client" or not await self.repo.is_member(user, client_id):
+        if user.role != "client":
+            raise ClientOnly("Only a client contact has companies to switch between.")
+        if not await self.repo.is_member(user, client_id):
             raise NotAMember()
         if current_session is not None:
             await self.repo.end_sessions(user.id, utcnow(), "switched", only=current_session)
