@@ -1,4 +1,5 @@
-"""Self-service password reset: a single-use, 30-minute link token, kept only as its hash.
+"""Self-service password reset: a single-use, 30-minute link token, kept only as its hash
+(an invitation's link is the same kind of token, valid 3 days: it sets the first password).
 
 Asking answers the same whether or not the email has an account (the router always says
 202), and is throttled per (email, address) whether or not it does, so neither the answer
@@ -11,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidResetToken, PasswordResetThrottled
-from app.auth.messages import AccountMessage, enqueue_account_message
+from app.auth.messages import AccountMessage, AccountMessageKind, enqueue_account_message
 from app.auth.repository import AuthRepository, PasswordResetRequestRepository
 from app.core.audit import act_as
 from app.core.clock import utcnow
@@ -25,9 +26,11 @@ from app.core.security import (
     password_problem,
     sha256_hex,
 )
-from app.models import PasswordResetToken
+from app.models import PasswordResetToken, User
 
 RESET_TOKEN_TTL = timedelta(minutes=30)
+# An invitation waits longer for its reader than a reset its requester.
+INVITATION_TOKEN_TTL = timedelta(days=3)
 # At most this many requests per (email, address) in the window: enough for a person who
 # lost the first email, too few to flood an inbox.
 RESET_REQUESTS_PER_WINDOW = 3
@@ -55,18 +58,26 @@ class PasswordResetService:
         await self.requests.add(key, now)
         # One link per account: the same email may have an account in several tenants.
         for user in await self.repo.users_by_email(email):
-            if not user.is_active:
-                continue
-            raw = new_password_reset_token()
-            expires_at = now + RESET_TOKEN_TTL
-            self.repo.add_reset_token(
-                PasswordResetToken(
-                    user_id=user.id, token_hash=sha256_hex(raw), expires_at=expires_at
-                )
-            )
-            message = AccountMessage("password_reset", user, raw, expires_at)
-            await enqueue_account_message(self.session, self.settings, message)
+            if user.is_active:
+                await self._send_link(user, "password_reset", RESET_TOKEN_TTL)
         await self.session.flush()
+
+    async def send_invitation(self, user: User) -> None:
+        """Email a new contact a link to set their own password (and so sign in) instead of
+        relying on a temporary password passed on by hand."""
+        await self._send_link(user, "invitation", INVITATION_TOKEN_TTL)
+        await self.session.flush()
+
+    async def _send_link(self, user: User, kind: AccountMessageKind, ttl: timedelta) -> None:
+        raw = new_password_reset_token()
+        expires_at = utcnow() + ttl
+        self.repo.add_reset_token(
+            PasswordResetToken(
+                user_id=user.id, purpose=kind, token_hash=sha256_hex(raw), expires_at=expires_at
+            )
+        )
+        message = AccountMessage(kind, user, raw, expires_at)
+        await enqueue_account_message(self.session, self.settings, message)
 
     async def confirm(self, raw_token: str, new_password: str) -> None:
         now = utcnow()
@@ -96,5 +107,5 @@ class PasswordResetService:
             subject_type="user",
             subject_id=user.id,
             data={"id": str(user.id), "email": user.email, "full_name": user.full_name},
-            details={"by": "self_service"},
+            details={"by": "invitation" if token.purpose == "invitation" else "self_service"},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAtMixin, IdMixin
@@ -53,12 +53,17 @@ class AuthSession(CreatedAtMixin, Base):
 
 
 class PasswordResetToken(IdMixin, CreatedAtMixin, Base):
-    """A self-service reset link: only its SHA-256 is kept; it works once, until `expires_at`."""
+    """A link that lets a person set their password: a self-service reset, or the one an
+    invitation carries. Only its SHA-256 is kept; it works once, until `expires_at`."""
 
     __tablename__ = "password_reset_tokens"
-    __table_args__ = (Index(None, "user_id"),)
+    __table_args__ = (
+        Index(None, "user_id"),
+        CheckConstraint("purpose IN ('password_reset', 'invitation')", name="purpose"),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16), default="password_reset")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]

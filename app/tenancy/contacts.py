@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.password_reset import PasswordResetService
 from app.auth.repository import AuthRepository
 from app.core.clock import utcnow
+from app.core.config import Settings
 from app.core.events import record_event
 from app.core.principal import Principal
 from app.core.security import generate_temporary_password, hash_password_off_loop
@@ -23,9 +25,10 @@ from app.tenancy.schemas import UserOut, UserUpdate
 
 
 class ContactService:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession, principal: Principal, settings: Settings) -> None:
         self.session = session
         self.principal = principal
+        self.settings = settings
         self.users = UserRepository(session, principal)
         self.auth = AuthRepository(session)
 
@@ -59,6 +62,7 @@ class ContactService:
         await self.session.flush()
         self.users.add_membership(user, client.id)
         await self.session.flush()
+        await PasswordResetService(self.session, self.settings).send_invitation(user)
         self._record("user.invited", user, client.id)
         return user, temporary
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Response, UploadFile, status
 
 from app.auth.dependencies import Scoped, StaffDep, StaffOrKey
-from app.core.deps import PageDep, SessionDep
+from app.core.deps import PageDep, SessionDep, SettingsDep
 from app.core.errors import problem_responses
 from app.core.openapi import response_headers
 from app.core.pagination import Page
@@ -184,11 +184,16 @@ async def update_client(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def invite_client_user(
-    body: UserInvite, principal: StaffDep, client: ClientPathDep, session: SessionDep
+    body: UserInvite,
+    principal: StaffDep,
+    client: ClientPathDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> InvitedUser:
-    """Invite a contact of the client; the temporary password is shown only here. A person
-    already a contact of another of your clients gets this client added instead."""
-    user, temporary = await ContactService(session, principal).invite(
+    """Invite a contact of the client: they are emailed a link (3 days, single use) to set
+    their password; the temporary password is shown only here. A person already a contact of
+    another of your clients gets this client added instead."""
+    user, temporary = await ContactService(session, principal, settings).invite(
         client, email=str(body.email), full_name=body.full_name
     )
     return InvitedUser.model_validate(
@@ -222,10 +227,11 @@ async def update_client_user(
     principal: StaffDep,
     client: ClientPathDep,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> UserOut:
     """Rename a contact, or deactivate them (sign-in refused, every session ended at once)
     or reactivate them."""
-    service = ContactService(session, principal)
+    service = ContactService(session, principal, settings)
     user = await service.update(client, await service.contact(client, user_id), body)
     return _contact(user, client)
 
@@ -237,11 +243,15 @@ async def update_client_user(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def reset_client_user_password(
-    user_id: uuid.UUID, principal: StaffDep, client: ClientPathDep, session: SessionDep
+    user_id: uuid.UUID,
+    principal: StaffDep,
+    client: ClientPathDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> UserPasswordReset:
     """Give a contact a new temporary password, shown only here; every session they have
     ends and they must change it at their next sign-in."""
-    service = ContactService(session, principal)
+    service = ContactService(session, principal, settings)
     user = await service.contact(client, user_id)
     temporary = await service.reset_password(client, user)
     return UserPasswordReset.model_validate(

@@ -71,11 +71,13 @@ def upgrade() -> None:
 
     op.create_table('password_reset_tokens',
     sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('expires_at', app.models.base.UTCDateTime(), nullable=False),
     sa.Column('used_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.CheckConstraint("purpose IN ('password_reset', 'invitation')", name=op.f('ck_password_reset_tokens_purpose')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_password_reset_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_password_reset_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_password_reset_tokens_token_hash'))

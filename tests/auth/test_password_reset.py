@@ -159,3 +159,46 @@ async def test_requests_are_throttled_per_email_and_address_whether_or_not_it_ex
     assert len(outbox) == password_reset.RESET_REQUESTS_PER_WINDOW
     # Another email from the same address is not held back.
     assert (await client.post(RESET, json={"email": world.staff.user.email})).status_code == 202
+
+
+async def test_an_invitation_carries_a_single_use_link_to_set_a_password(
+    client: AsyncClient, factory: Factory, outbox: list[AccountMessage]
+) -> None:
+    world = await factory.world()
+    with FrozenClock(utcnow()) as clock:
+        invited = await client.post(
+            f"/api/v1/clients/{world.client.id}/users",
+            headers=world.staff.headers,
+            json={"email": "new.contact@acme.example", "full_name": "New Contact"},
+        )
+        assert invited.status_code == 201, invited.text
+        [message] = outbox
+        assert message.kind == "invitation" and str(message.user.id) == invited.json()["id"]
+        assert "/accept-invitation?token=" in message.link(factory.settings)
+        assert message.token not in invited.text
+        assert not await stored_anywhere(factory, message.token)
+        clock.advance(days=2)
+        response = await client.post(CONFIRM, json={"token": message.token, "new_password": NEW})
+        assert response.status_code == 204, response.text
+    signed_in = await sign_in(client, "new.contact@acme.example", NEW)
+    assert signed_in.status_code == 200 and signed_in.json()["must_change_password"] is False
+    # The temporary password shown to staff no longer works; the link is spent.
+    old = await sign_in(client, "new.contact@acme.example", invited.json()["temporary_password"])
+    assert_problem(old, 401)
+    again = await client.post(CONFIRM, json={"token": message.token, "new_password": "x" * 20})
+    assert_problem(again, 422, "invalid-reset-token")
+
+
+async def test_an_invitation_link_expires_after_3_days(
+    client: AsyncClient, factory: Factory, outbox: list[AccountMessage]
+) -> None:
+    world = await factory.world()
+    with FrozenClock(utcnow()) as clock:
+        await client.post(
+            f"/api/v1/clients/{world.client.id}/users",
+            headers=world.staff.headers,
+            json={"email": "late@acme.example", "full_name": "Late Reader"},
+        )
+        clock.advance(days=3, seconds=1)
+        response = await client.post(CONFIRM, json={"token": outbox[0].token, "new_password": NEW})
+    assert_problem(response, 422, "invalid-reset-token")
