@@ -111,6 +111,7 @@ async def switch_client(
     "/auth/password-reset",
     operation_id="requestPasswordReset",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
     responses=problem_responses(422, 429),
 )
 async def request_password_reset(
