@@ -75,7 +75,8 @@ class AuthService:
         if not accounts:
             await verify_password_off_loop(password, None)
             return None
-        for account in accounts:
+        # An active account before a deactivated one that shares the password.
+        for account in sorted(accounts, key=lambda a: not a.is_active):
             if await verify_password_off_loop(password, account.password_hash):
                 return account
         return None

@@ -175,3 +175,24 @@ async def test_a_forged_client_claim_does_not_move_a_session(
         client_id=beta.id,
     )
     assert_problem(await client.get(f"{API}/me", headers=bearer(forged)), 401, "invalid-token")
+
+
+async def test_one_email_in_two_tenants_signs_into_the_active_account(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Each tenant has its own account of the email; a deactivated one does not shadow the
+    other when the passwords happen to be the same."""
+    first = await factory.world("First MSP")
+    second = await factory.world("Second MSP")
+    email = "shared.person@example.com"
+    old = await factory.user(first.tenant, client=first.client, email=email)
+    new = await factory.user(second.tenant, client=second.client, email=email)
+    response = await client.patch(
+        f"{API}/clients/{first.client.id}/users/{old.id}",
+        headers=first.staff.headers,
+        json={"active": False},
+    )
+    assert response.status_code == 200, response.text
+    pair = await factory.sign_in(email)
+    me = (await client.get(f"{API}/me", headers=bearer(pair["access_token"]))).json()
+    assert me["id"] == str(new.id) and me["tenant_id"] == str(second.tenant.id)
