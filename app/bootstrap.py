@@ -27,7 +27,7 @@ async def create_staff(
     engine = create_engine(settings)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
-            if await AuthRepository(session).user_by_email(email) is not None:
+            if await AuthRepository(session).users_by_email(email):
                 raise ValueError(f"a user with email {email} exists already")
             tenant = await _tenant_for_staff(TenantDirectory(session), tenant_name)
             user = User(

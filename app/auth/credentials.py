@@ -4,6 +4,8 @@ transaction or, on SQLite, the write lock must not wait on it)."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidCredentials, SignInThrottled
@@ -24,15 +26,22 @@ async def check_password_sign_in(
             "Too many failed sign-in attempts. Wait before trying again.",
             retry_after=attempt.retry_after,
         )
-    # A short read of its own, closed before the hash is checked.
+    # A short read of its own, closed before the hash is checked. One account per tenant, so
+    # an email may have several: the first whose password matches, active ones first.
     async with AsyncSession(session.bind, expire_on_commit=False) as lookup:
-        found = await AuthRepository(lookup).user_by_email(email)
-        user_id = found.id if found else None
-        password_hash = found.password_hash if found else None
-        active = bool(found and found.is_active)
-    # Verify even when the user is unknown (against a dummy hash): same time either way.
-    valid = await verify_password_off_loop(password, password_hash)
-    if user_id is None or not valid or not active:
+        found = await AuthRepository(lookup).users_by_email(email)
+        accounts = [(a.id, a.password_hash, a.is_active) for a in found]
+    accounts.sort(key=lambda account: not account[2])
+    user_id: uuid.UUID | None = None
+    active = False
+    if not accounts:
+        # Verify even when the email is unknown (against a dummy hash): same time either way.
+        await verify_password_off_loop(password, None)
+    for account_id, password_hash, is_active in accounts:
+        if await verify_password_off_loop(password, password_hash):
+            user_id, active = account_id, is_active
+            break
+    if user_id is None or not active:
         raise InvalidCredentials()  # the attempt stays counted: it was a failure
     await throttle.succeeded(attempt)
     user = await AuthRepository(session).user(user_id)

@@ -78,8 +78,21 @@ async def get_caller(
         claims = decode_access_token(settings, token)
     except InvalidToken as exc:
         raise InvalidAccessToken() from exc
-    user = await repo.user_by_id(claims.user_id, claims.tenant_id)
-    if user is None or not user.is_active or user.token_version != claims.token_version:
+    if claims.session_id is None:
+        raise InvalidAccessToken()
+    # One query: the account, its live session and its membership of the session's company.
+    # An ended session (logout, password change or reset, deactivation, a reused refresh
+    # token, a company switch) ends its access tokens on their next request.
+    found = await repo.caller(claims.user_id, claims.tenant_id, claims.session_id)
+    if found is None:
+        raise InvalidAccessToken()
+    user, auth_session, is_member = found
+    if (
+        not user.is_active
+        or user.token_version != claims.token_version
+        or auth_session.client_id != claims.client_id
+        or (user.role == "client" and not is_member)
+    ):
         raise InvalidAccessToken()
     if user.must_change_password:
         route = request.scope.get("route")
@@ -88,7 +101,7 @@ async def get_caller(
     # The caller is resolved in a transaction of its own: on SQLite an open transaction holds
     # the write lock, and money endpoints go on to run short transactions of their own.
     await session.commit()
-    principal = person_principal(user)
+    principal = person_principal(user, auth_session.client_id)
     act_as(principal)
     return Caller(principal, user=user, session_id=claims.session_id)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.errors import Forbidden, TooManyRequests, Unauthorized
+from app.core.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 
 
 class InvalidCredentials(Unauthorized):
@@ -51,3 +51,26 @@ class ClientOnly(Forbidden):
 class SignInThrottled(TooManyRequests):
     type_slug = "sign-in-throttled"
     title = "Too many sign-in attempts"
+
+
+class NotAMember(NotFound):
+    type_slug = "not-found"
+    default_detail = "No such client among your companies."
+
+
+class InvalidResetToken(Unprocessable):
+    type_slug = "invalid-reset-token"
+    title = "Invalid password reset token"
+    default_detail = (
+        "The password reset link is invalid, used or expired: ask for a new one with "
+        "POST /api/v1/auth/password-reset."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(self.default_detail, loc=("body", "token"))
+
+
+class PasswordResetThrottled(TooManyRequests):
+    type_slug = "password-reset-throttled"
+    title = "Too many password reset requests"
+    default_detail = "Too many password reset requests for this email: wait before asking again."

@@ -31,6 +31,13 @@ class ChangePasswordRequest(StrictBody):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+class CompanyRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+
+
 class Me(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -38,6 +45,26 @@ class Me(BaseModel):
     email: str
     full_name: str
     role: Literal["staff", "client"]
-    client_id: uuid.UUID | None
+    client_id: uuid.UUID | None = Field(
+        description="The company a client contact acts for now (null for staff)."
+    )
     tenant_id: uuid.UUID
     must_change_password: bool
+    clients: list[CompanyRef] = Field(
+        default_factory=list,
+        description="Every company the contact belongs to (empty for staff); "
+        "POST /auth/switch-client changes which one is active.",
+    )
+
+
+class SwitchClientRequest(StrictBody):
+    client_id: uuid.UUID
+
+
+class PasswordResetRequest(StrictBody):
+    email: str = Field(min_length=1, max_length=254)
+
+
+class PasswordResetConfirm(StrictBody):
+    token: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=1024)

@@ -46,8 +46,13 @@ EVENT_TYPES: Mapping[str, str] = {
     "ticket.closed": "A ticket was closed.",
     "client.created": "A client company was added.",
     "client.updated": "A client company's name, billing email or address changed.",
-    "user.invited": "A contact of a client was invited.",
-    "user.deactivated": "A person's account was deactivated.",
+    "user.invited": "A contact of a client was invited, or an existing contact was given "
+    "another of the tenant's clients.",
+    "user.updated": "A contact's full name was changed by staff.",
+    "user.deactivated": "A person's account was deactivated: sign-in refused, sessions ended.",
+    "user.reactivated": "A deactivated account may sign in again.",
+    "user.password_reset": "A password was reset: by staff (a new temporary password) or by "
+    "the person through an emailed link. Every session of the person ended.",
     "service_category.created": "A kind of service was added.",
     "tenant.updated": "The MSP's profile or logo changed.",
     "api_key.created": "An integration key was created.",

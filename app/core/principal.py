@@ -87,11 +87,13 @@ class Person(Protocol):
     def client_id(self) -> uuid.UUID | None: ...
 
 
-def person_principal(user: Person) -> Principal:
-    """A signed-in person as a principal: a client contact always acts for their client."""
+def person_principal(user: Person, active_client_id: uuid.UUID | None = None) -> Principal:
+    """A signed-in person as a principal: a client contact always acts for one client, the
+    session's active one (their first company when none is named)."""
     if user.role == "staff":
         return Principal(tenant_id=user.tenant_id, kind="staff", user_id=user.id)
-    assert user.client_id is not None, "a client contact belongs to a client"
+    client_id = active_client_id or user.client_id
+    assert client_id is not None, "a client contact belongs to a client"
     return ClientPrincipal(
-        tenant_id=user.tenant_id, kind="client", user_id=user.id, client_id=user.client_id
+        tenant_id=user.tenant_id, kind="client", user_id=user.id, client_id=client_id
     )

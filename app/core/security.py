@@ -90,6 +90,10 @@ def new_refresh_token() -> str:
     return "rt_" + secrets.token_urlsafe(32)
 
 
+def new_password_reset_token() -> str:
+    return "prt_" + secrets.token_urlsafe(32)
+
+
 API_KEY_PREFIX = "bpk_"
 
 
@@ -113,6 +117,8 @@ class AccessClaims:
     tenant_id: uuid.UUID
     token_version: int
     session_id: uuid.UUID | None
+    # The company a client contact acts for (None for staff).
+    client_id: uuid.UUID | None = None
 
 
 class InvalidToken(Exception):
@@ -126,6 +132,7 @@ def create_access_token(
     tenant_id: uuid.UUID,
     token_version: int,
     session_id: uuid.UUID,
+    client_id: uuid.UUID | None = None,
 ) -> str:
     now = utcnow()
     claims: dict[str, Any] = {
@@ -141,6 +148,8 @@ def create_access_token(
         "exp": int((now + timedelta(seconds=settings.access_token_ttl_seconds)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
+    if client_id is not None:
+        claims["cid"] = str(client_id)
     return str(jwt.encode(claims, settings.signing_key, algorithm=JWT_ALGORITHM))
 
 
@@ -182,6 +191,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
             tenant_id=uuid.UUID(claims["tid"]),
             token_version=int(claims["ver"]),
             session_id=uuid.UUID(claims["sid"]) if claims.get("sid") else None,
+            client_id=uuid.UUID(claims["cid"]) if claims.get("cid") else None,
         )
     except (JWTError, KeyError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc

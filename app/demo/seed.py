@@ -12,7 +12,7 @@ from app.core.security import hash_password
 from app.demo.billing import seed_billing
 from app.demo.context import DemoContext, DemoSeeder
 from app.demo.tickets import seed_tickets
-from app.models import Client, ServiceCategory, User
+from app.models import Client, Membership, ServiceCategory, User
 from app.tenancy.repository import TenantDirectory
 from app.wiring import build_gateway
 
@@ -83,6 +83,8 @@ async def _people(ctx: DemoContext, suffix: str, password_hash: str) -> None:
             password_hash=password_hash,
         )
         session.add(user)
+        await session.flush()
+        session.add(Membership(tenant_id=tenant.id, user_id=user.id, client_id=client.id))
         ctx.clients.append(client)
         ctx.contacts[client.id] = user
         ctx.logins.append(("client", user.email, DEMO_PASSWORD))

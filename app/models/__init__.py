@@ -1,6 +1,11 @@
 """Every ORM model, imported here so `Base.metadata` is complete for alembic and tests."""
 
-from app.models.auth import RefreshToken
+from app.models.auth import (
+    AuthSession,
+    PasswordResetRequest,
+    PasswordResetToken,
+    RefreshToken,
+)
 from app.models.base import Base
 from app.models.billing import (
     IdempotencyRecord,
@@ -21,12 +26,21 @@ from app.models.scheduling import (
     ScheduledPayment,
 )
 from app.models.security import RecoveryCode, ThrottleCounter, TotpCredential
-from app.models.tenancy import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
+from app.models.tenancy import (
+    ApiKey,
+    Client,
+    Membership,
+    ServiceCategory,
+    Tenant,
+    TenantLogo,
+    User,
+)
 from app.models.tickets import Ticket, TicketUpdate
 from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
+    "AuthSession",
     "AutopayRule",
     "AutopayRuleCategory",
     "AutopaySetting",
@@ -38,6 +52,9 @@ __all__ = [
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",
+    "Membership",
+    "PasswordResetRequest",
+    "PasswordResetToken",
     "Payment",
     "PaymentAllocation",
     "PaymentMethod",

@@ -113,14 +113,20 @@ class User(IdMixin, CreatedAtMixin, Base):
             name="role_client",
         ),
         Index(None, "tenant_id", "client_id", "created_at", "id"),
+        # One account per person and tenant; the same email may have an account in another
+        # tenant (sign-in finds them by email and password), which no one else can learn.
+        UniqueConstraint("tenant_id", "email"),
+        Index(None, "email"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # A contact's first company: the one a sign-in acts for. Every company the contact
+    # belongs to (this one included) is a `Membership`.
     client_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("clients.id", ondelete="CASCADE")
     )
-    # Stored lower-cased: sign-in is by email alone, so it is unique across tenants.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Stored lower-cased.
+    email: Mapped[str] = mapped_column(String(320))
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -129,6 +135,18 @@ class User(IdMixin, CreatedAtMixin, Base):
     token_version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+
+
+class Membership(IdMixin, CreatedAtMixin, Base):
+    """A client contact belongs to a company: one person may be a contact of several
+    companies of the same tenant, and acts for one of them at a time."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"), Index(None, "client_id"))
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
 
 
 class ServiceCategory(IdMixin, CreatedAtMixin, Base):

@@ -25,3 +25,13 @@ class ServiceCategoryExists(Conflict):
 
 class LogoNotFound(NotFound):
     default_detail = "The tenant has no logo."
+
+
+class ContactNotFound(NotFound):
+    default_detail = "No such contact of this client."
+
+
+class AlreadyAContact(Conflict):
+    type_slug = "already-a-contact"
+    title = "Already a contact"
+    default_detail = "This person is already a contact of this client."

@@ -12,7 +12,7 @@ from sqlalchemy.orm import undefer
 from app.core.pagination import PageParams
 from app.core.principal import Principal
 from app.core.repository import Repository, paginate
-from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
+from app.models import ApiKey, Client, Membership, ServiceCategory, Tenant, TenantLogo, User
 from app.tenancy.errors import ApiKeyNotFound, ClientNotFound
 
 
@@ -78,15 +78,44 @@ class ClientRepository(Repository[Client]):
 class UserRepository(Repository[User]):
     model = User
 
+    def _contacts_of(self, client_id: uuid.UUID) -> Select[User]:
+        return (
+            self.readable()
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.client_id == client_id, Membership.tenant_id == User.tenant_id)
+        )
+
     async def page_for_client(
         self, client_id: uuid.UUID, params: PageParams
     ) -> tuple[list[User], str | None]:
-        stmt = self.readable().where(User.client_id == client_id)
+        stmt = self._contacts_of(client_id)
         return await paginate(self.session, stmt, params, [User.created_at, User.id])
 
-    async def email_exists(self, email: str) -> bool:
-        # Emails are unique across tenants: sign-in names no tenant.
-        stmt = select(func.count()).select_from(User).where(User.email == email)
+    async def contact_of(
+        self, client_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> User | None:
+        stmt = self._contacts_of(client_id).where(User.id == user_id)
+        if for_update:
+            stmt = stmt.with_for_update(of=User)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_email(self, email: str) -> User | None:
+        """This tenant's account of `email`: accounts of other tenants are not looked at, so
+        an invitation can never tell whether one exists."""
+        stmt = self.readable().where(User.email == email)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    def add_membership(self, user: User, client_id: uuid.UUID) -> Membership:
+        membership = Membership(tenant_id=user.tenant_id, user_id=user.id, client_id=client_id)
+        self.session.add(membership)
+        return membership
+
+    async def is_member(self, user: User, client_id: uuid.UUID) -> bool:
+        stmt = select(func.count()).where(
+            Membership.user_id == user.id,
+            Membership.client_id == client_id,
+            Membership.tenant_id == self.principal.tenant_id,
+        )
         return bool((await self.session.execute(stmt)).scalar_one())
 
     async def staff_member(self, user_id: uuid.UUID) -> User | None:

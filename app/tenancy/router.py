@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Response, UploadFile, status
 
 from app.auth.dependencies import Scoped, StaffDep, StaffOrKey
-from app.core.deps import PageDep, SessionDep
+from app.core.deps import PageDep, SessionDep, SettingsDep
 from app.core.errors import problem_responses
 from app.core.openapi import response_headers
 from app.core.pagination import Page
 from app.core.principal import Principal
+from app.models import Client, User
+from app.tenancy.contacts import ContactService
 from app.tenancy.dependencies import ClientPathDep
 from app.tenancy.errors import LogoNotFound
 from app.tenancy.logo import MAX_LOGO_BYTES, MAX_LOGO_SIDE
@@ -33,6 +35,8 @@ from app.tenancy.schemas import (
     TenantUpdate,
     UserInvite,
     UserOut,
+    UserPasswordReset,
+    UserUpdate,
 )
 from app.tenancy.service import TenancyService
 
@@ -180,14 +184,20 @@ async def update_client(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def invite_client_user(
-    body: UserInvite, principal: StaffDep, client: ClientPathDep, session: SessionDep
+    body: UserInvite,
+    principal: StaffDep,
+    client: ClientPathDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> InvitedUser:
-    """Invite a contact of the client; the temporary password is shown only here."""
-    user, temporary = await TenancyService(session, principal).invite_contact(
+    """Invite a contact of the client: they are emailed a link (3 days, single use) to set
+    their password; the temporary password is shown only here. A person already a contact of
+    another of your clients gets this client added instead."""
+    user, temporary = await ContactService(session, principal, settings).invite(
         client, email=str(body.email), full_name=body.full_name
     )
     return InvitedUser.model_validate(
-        {**UserOut.model_validate(user).model_dump(), "temporary_password": temporary}
+        {**_contact(user, client).model_dump(), "temporary_password": temporary}
     )
 
 
@@ -202,7 +212,57 @@ async def list_client_users(
 ) -> Page[UserOut]:
     """The client's contacts."""
     items, cursor = await UserRepository(session, principal).page_for_client(client.id, page)
-    return Page(items=[UserOut.model_validate(u) for u in items], next_cursor=cursor)
+    return Page(items=[_contact(u, client) for u in items], next_cursor=cursor)
+
+
+@router.patch(
+    "/clients/{client_id}/users/{user_id}",
+    operation_id="updateClientUser",
+    tags=["clients"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_client_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    principal: StaffDep,
+    client: ClientPathDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> UserOut:
+    """Rename a contact, or deactivate them (sign-in refused, every session ended at once)
+    or reactivate them."""
+    service = ContactService(session, principal, settings)
+    user = await service.update(client, await service.contact(client, user_id), body)
+    return _contact(user, client)
+
+
+@router.post(
+    "/clients/{client_id}/users/{user_id}/reset-password",
+    operation_id="resetClientUserPassword",
+    tags=["clients"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def reset_client_user_password(
+    user_id: uuid.UUID,
+    principal: StaffDep,
+    client: ClientPathDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> UserPasswordReset:
+    """Give a contact a new temporary password, shown only here; every session they have
+    ends and they must change it at their next sign-in."""
+    service = ContactService(session, principal, settings)
+    user = await service.contact(client, user_id)
+    temporary = await service.reset_password(client, user)
+    return UserPasswordReset.model_validate(
+        {**_contact(user, client).model_dump(), "temporary_password": temporary}
+    )
+
+
+def _contact(user: User, client: Client) -> UserOut:
+    """A contact as listed under `client`: `client_id` is that client, whichever other
+    companies the person also belongs to."""
+    return UserOut.model_validate(user).model_copy(update={"client_id": client.id})
 
 
 @router.get(

@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from app.core.address import Address, stored_address
 from app.core.schemas import Email, StrictBody, not_null
@@ -93,9 +100,29 @@ class UserOut(BaseModel):
 
 
 class InvitedUser(UserOut):
-    temporary_password: str = Field(
-        description="Shown once, never again: pass it to the contact over a safe channel."
+    temporary_password: str | None = Field(
+        description="Shown once, never again: pass it to the contact over a safe channel. "
+        "Null when the person was already a contact of another of your clients: this client "
+        "is added to their companies and their password stays as it is."
     )
+
+
+class UserPasswordReset(UserOut):
+    temporary_password: str = Field(
+        description="Shown once, never again: pass it to the contact over a safe channel. "
+        "They must change it at their next sign-in; every session they had has ended."
+    )
+
+
+class UserUpdate(StrictBody):
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    active: StrictBool | None = Field(
+        default=None,
+        description="false: sign-in is refused and every session ends at once; true: "
+        "the contact may sign in again.",
+    )
+
+    _full_name = field_validator("full_name")(_strip_optional)
 
 
 class ServiceCategoryCreate(StrictBody):

@@ -13,14 +13,9 @@ from app.core.clock import utcnow
 from app.core.events import record_event
 from app.core.principal import Principal
 from app.core.scopes import V1_SCOPES, Scope
-from app.core.security import (
-    generate_temporary_password,
-    hash_password_off_loop,
-    new_api_key,
-    sha256_hex,
-)
-from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo, User
-from app.tenancy.errors import EmailTaken, LogoNotFound, ServiceCategoryExists
+from app.core.security import new_api_key, sha256_hex
+from app.models import ApiKey, Client, ServiceCategory, Tenant, TenantLogo
+from app.tenancy.errors import LogoNotFound, ServiceCategoryExists
 from app.tenancy.logo import check_logo
 from app.tenancy.repository import (
     ApiKeyRepository,
@@ -39,7 +34,6 @@ from app.tenancy.schemas import (
     ServiceCategoryOut,
     TenantOut,
     TenantUpdate,
-    UserOut,
 )
 
 
@@ -119,27 +113,6 @@ class TenancyService:
         shown = ClientOut.model_validate(client)
         self._record("client.updated", "client", client.id, shown, client.id)
         return client
-
-    async def invite_contact(
-        self, client: Client, *, email: str, full_name: str
-    ) -> tuple[User, str]:
-        email = email.strip().lower()
-        if await self.users.email_exists(email):
-            raise EmailTaken()
-        temporary = generate_temporary_password()
-        user = User(
-            tenant_id=self.principal.tenant_id,
-            client_id=client.id,
-            email=email,
-            full_name=full_name,
-            role="client",
-            password_hash=await hash_password_off_loop(temporary),
-            must_change_password=True,
-        )
-        self.users.add(user)
-        await self.session.flush()
-        self._record("user.invited", "user", user.id, UserOut.model_validate(user), client.id)
-        return user, temporary
 
     async def create_service_category(self, name: str) -> ServiceCategory:
         if await self.categories.by_name(name) is not None:

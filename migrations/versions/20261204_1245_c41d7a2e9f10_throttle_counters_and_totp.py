@@ -6,7 +6,7 @@ hold what people typed, and at most a window's worth of counts is lost). TOTP se
 (encrypted), recovery codes (hashed) and the tenant's "staff must use TOTP" switch.
 
 Revision ID: c41d7a2e9f10
-Revises: b8a135d41096
+Revises: c4f1e2a9d7b3
 Create Date: 2026-12-04 12:45:00.000000+00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "c41d7a2e9f10"
-down_revision: str | None = "b8a135d41096"
+down_revision: str | None = "c4f1e2a9d7b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from tests.factories import (
     Person,
     assert_problem,
     bearer,
+    factory_session_id,
     fetch,
     update_row,
 )
@@ -39,7 +40,8 @@ def claims_for(person: Person, settings: Settings, **overrides: Any) -> dict[str
         "sub": str(person.user.id),
         "tid": str(person.user.tenant_id),
         "ver": person.user.token_version,
-        "sid": str(uuid.uuid4()),
+        "sid": str(factory_session_id(person.user)),
+        "cid": str(person.user.client_id) if person.user.client_id else None,
         "typ": "access",
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,

@@ -29,9 +29,8 @@ from tests.scheduling.helpers import API, TODAY, Scene
 from tests.webhooks.receiver import Receiver
 
 DUE = TODAY + timedelta(days=10)
-# Emitted by a path this service does not have yet: people's deactivation (PATCH
-# /clients/{id}/users/{id} with active: false) comes with the people issue.
-NOT_YET_EMITTED = {"user.deactivated": "PATCH /clients/{client_id}/users/{user_id} (people)"}
+# Emitted by a path this service does not have yet.
+NOT_YET_EMITTED: dict[str, str] = {}
 
 
 @dataclass
@@ -316,6 +315,31 @@ async def user_invited(ctx: Ctx) -> Caused:
     return by_staff(ctx, user["id"])
 
 
+def _contact_url(ctx: Ctx) -> str:
+    return f"/clients/{ctx.scene.client.id}/users/{ctx.contact_id}"
+
+
+async def user_updated(ctx: Ctx) -> Caused:
+    await ctx.call("PATCH", _contact_url(ctx), json={"full_name": "Renamed Contact"})
+    return by_staff(ctx, ctx.contact_id)
+
+
+async def user_deactivated(ctx: Ctx) -> Caused:
+    await ctx.call("PATCH", _contact_url(ctx), json={"active": False})
+    return by_staff(ctx, ctx.contact_id)
+
+
+async def user_reactivated(ctx: Ctx) -> Caused:
+    await ctx.call("PATCH", _contact_url(ctx), json={"active": False})
+    await ctx.call("PATCH", _contact_url(ctx), json={"active": True})
+    return by_staff(ctx, ctx.contact_id)
+
+
+async def user_password_reset(ctx: Ctx) -> Caused:
+    await ctx.call("POST", _contact_url(ctx) + "/reset-password")
+    return by_staff(ctx, ctx.contact_id)
+
+
 async def category_created(ctx: Ctx) -> Caused:
     category = await ctx.call("POST", "/service-categories", json={"name": "Backups"})
     return by_staff(ctx, category["id"])
@@ -415,6 +439,10 @@ CAUSES: dict[str, Cause] = {
     "client.created": client_created,
     "client.updated": client_updated,
     "user.invited": user_invited,
+    "user.updated": user_updated,
+    "user.deactivated": user_deactivated,
+    "user.reactivated": user_reactivated,
+    "user.password_reset": user_password_reset,
     "service_category.created": category_created,
     "tenant.updated": tenant_updated,
     "api_key.created": api_key_created,

@@ -59,7 +59,9 @@ async def _client_estate(
 ) -> ClientEstate:
     client = await factory.client(tenant, f"Client {uuid.uuid4().hex[:6]}")
     contact = await factory.contact(tenant, client)
-    estate = ClientEstate(client, contact, {"client_id": str(client.id)})
+    estate = ClientEstate(
+        client, contact, {"client_id": str(client.id), "user_id": str(contact.user.id)}
+    )
     method = await add_method(http, contact)
     external_id = f"psa-{uuid.uuid4().hex[:8]}"
     invoice = await open_invoice(

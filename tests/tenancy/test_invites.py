@@ -17,6 +17,7 @@ from tests.factories import (
     assert_problem,
     bearer,
     count_rows,
+    fetch,
     stored_anywhere,
 )
 
@@ -136,14 +137,28 @@ async def test_an_email_in_use_is_409(client: AsyncClient, factory: Factory, ema
     assert await count_rows(factory, User) == 3
 
 
-async def test_an_email_used_in_another_tenant_is_409_too(
+async def test_an_email_used_in_another_tenant_reveals_nothing(
     client: AsyncClient, factory: Factory
 ) -> None:
-    """Sign-in names no tenant, so emails are unique across all of them."""
+    """Accounts belong to one tenant: inviting an email another tenant uses answers exactly
+    as for an unknown one (a new account here), and leaves the other tenant's alone."""
     world = await factory.world()
     other = await factory.world("Other MSP")
     response = await invite(client, world, other.contact.user.email)
-    assert_problem(response, 409, "email-taken")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["id"] != str(other.contact.id)
+    assert body["temporary_password"]
+    assert set(body) == INVITE_FIELDS
+    theirs = await fetch(factory, User, other.contact.id)
+    assert theirs.tenant_id == other.tenant.id and theirs.must_change_password is False
+    # Each account signs in with its own password, into its own tenant.
+    mine = await factory.sign_in(body["email"], body["temporary_password"])
+    me = await client.get("/api/v1/me", headers=bearer(mine["access_token"]))
+    assert me.json()["tenant_id"] == str(world.tenant.id)
+    theirs_signed_in = await factory.sign_in(body["email"])
+    me = await client.get("/api/v1/me", headers=bearer(theirs_signed_in["access_token"]))
+    assert me.json()["tenant_id"] == str(other.tenant.id)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from tests.tenancy.estate import Estate, TenantEstate, build_estate
 # Path parameters naming an object, by who owns it: a client, or the tenant as a whole.
 CLIENT_OWNED = {
     "client_id",
+    "user_id",
     "payment_method_id",
     "invoice_id",
     "external_id",
