@@ -27,6 +27,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.openapi import install_openapi
 from app.events.router import router as events_router
 from app.invoices.router import router as invoices_router
+from app.notifications.router import router as notifications_router
 from app.payment_methods.router import router as payment_methods_router
 from app.payments.router import router as payments_router
 from app.scheduled_payments.router import router as scheduled_payments_router
@@ -49,6 +50,7 @@ API_ROUTERS: list[APIRouter] = [
     consents_router,
     events_router,
     webhooks_router,
+    notifications_router,
 ]
 
 
