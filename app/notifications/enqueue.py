@@ -75,6 +75,7 @@ async def enqueue(
         updated_at=now,
     )
     session.add(message)
+    await session.flush()  # so the same key, enqueued again in this transaction, is seen
     return message
 
 

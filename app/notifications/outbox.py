@@ -117,7 +117,7 @@ async def record_attempt(session: AsyncSession, claim: EmailClaim, result: SendR
     message.next_attempt_at = retry_at
     logger.warning(
         "email not sent",
-        extra={"message": str(message.id), "attempt": message.attempt, "error": result.error},
+        extra={"email_id": str(message.id), "attempt": message.attempt, "error": result.error},
     )
     return "retrying" if retry_at else "failed"
 

@@ -10,7 +10,7 @@ from email.utils import parseaddr
 from app.core.card_numbers import redact_card_numbers
 from app.core.clock import FrozenClock
 from app.models import PaymentMethod
-from tests.factories import Person, update_row
+from tests.factories import PASSWORD, Person, fetch, update_row
 from tests.notifications.conftest import PUBLIC_URL, Mail
 from tests.notifications.smtp_server import parts
 from tests.payments.helpers import (
@@ -87,6 +87,14 @@ async def test_a_payment_mails_a_receipt_and_a_decline_mails_a_failure(mail: Mai
     failed_link = f"{PUBLIC_URL}/invoices/{other['id']}"
     assert_well_formed(by_kind["payment_failed"], "payment_failed", "Bright IT", failed_link)
     assert "70.00" in parts(by_kind["payment_failed"])[0]
+    # Nothing secret in any message: card numbers (checked above), the gateway's token and
+    # reference for the card, the card's fingerprint, a password, an access token.
+    card = await fetch(mail.factory, PaymentMethod, uuid.UUID(billing.card["id"]))
+    secrets = ("tok_", card.gateway_reference, card.fingerprint, PASSWORD, billing.contact.token)
+    for message in mail.mailbox.received:
+        text, html = parts(message)
+        for secret in secrets:
+            assert secret not in text and secret not in html and secret not in message["Subject"]
 
 
 async def test_a_staff_reply_on_a_ticket_mails_the_contacts_and_a_client_reply_does_not(
