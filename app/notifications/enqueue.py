@@ -149,7 +149,11 @@ async def _messages_for(session: AsyncSession, settings: Settings, event: Event)
         plan = ("payment_receipt", f"/payments/{data['id']}", {"payment": data})
     elif event.type == "payment.failed":
         plan = ("payment_failed", f"/invoices/{data['invoice_id']}", {"payment": data})
-    elif event.type in ("scheduled_payment.updated", "scheduled_payment.canceled"):
+    elif event.type == "scheduled_payment.canceled" or (
+        # The runner's own steps (taking it up, giving it back) are not news; a person's or an
+        # integration's change (date, amount, method, a hold) is.
+        event.type == "scheduled_payment.updated" and event.actor_kind != "system"
+    ):
         change = "canceled" if event.type.endswith("canceled") else "changed"
         context = {"scheduled": data, "change": change}
         plan = ("scheduled_payment_changed", f"/scheduled-payments/{data['id']}", context)

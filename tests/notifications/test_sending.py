@@ -155,3 +155,5 @@ async def test_staff_get_a_summary_after_a_run_that_settled_payments(
     assert "1 paid" in summary["Subject"]
     contact_kinds = sorted(m["X-Billing-Kind"] for m in mail.mailbox.to(billing.contact.user.email))
     assert "payment_receipt" in contact_kinds
+    # The runner's own steps on the scheduled payment are not "changes" a client is told of.
+    assert "scheduled_payment_changed" not in contact_kinds
