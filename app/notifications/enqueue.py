@@ -208,7 +208,10 @@ async def scan_due_notices(session: AsyncSession, settings: Settings, today: dat
                 key=f"{scheduled.id}:{scheduled.scheduled_for.isoformat()}",
                 context=context,
             )
-    for card in await repository.saved_cards(session):
+    # A card ending within 30 days ends this month or the next.
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    months = [(today.year, today.month), (next_month.year, next_month.month)]
+    for card in await repository.cards_expiring_in(session, months):
         assert card.exp_year is not None and card.exp_month is not None
         last_day = calendar.monthrange(card.exp_year, card.exp_month)[1]
         ends = date(card.exp_year, card.exp_month, last_day)

@@ -109,13 +109,14 @@ async def upcoming_charges(
     return list((await session.execute(stmt)).scalars())
 
 
-async def saved_cards(session: AsyncSession) -> list[PaymentMethod]:
-    """Every tenant's saved cards that have an expiry."""
+async def cards_expiring_in(
+    session: AsyncSession, months: Sequence[tuple[int, int]]
+) -> list[PaymentMethod]:
+    """Every tenant's saved cards whose expiry is one of `months` ((year, month) pairs)."""
     stmt = select(PaymentMethod).where(
         PaymentMethod.type == "card",
         PaymentMethod.deleted_at.is_(None),
-        PaymentMethod.exp_year.is_not(None),
-        PaymentMethod.exp_month.is_not(None),
+        tuple_(PaymentMethod.exp_year, PaymentMethod.exp_month).in_(list(months)),
     )
     return list((await session.execute(stmt)).scalars())
 

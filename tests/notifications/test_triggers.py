@@ -145,6 +145,10 @@ async def test_a_charge_n_days_away_and_a_card_about_to_expire_are_announced_onc
     await update_row(
         mail.factory, PaymentMethod, uuid.UUID(billing.card["id"]), exp_month=3, exp_year=2026
     )
+    later = await add_method(mail.http, billing.contact, "tok_mastercard")  # ends in May: not yet
+    await update_row(
+        mail.factory, PaymentMethod, uuid.UUID(later["id"]), exp_month=5, exp_year=2026
+    )
     await mail.send()
     assert sorted(m["X-Billing-Kind"] for m in mail.mailbox.received) == [
         "card_expiring",
