@@ -143,7 +143,8 @@ async def _run_scheduler(settings: Settings, *, once: bool, interval: float | No
                 f"claimed {report.claimed}: {report.succeeded} succeeded, "
                 f"{report.failed} failed, {report.retrying} to retry, {report.canceled} canceled, "
                 f"{report.pending} pending, {report.deferred} deferred, {report.errored} errored; "
-                f"{report.reconciled} reconciled; {report.webhooks_sent} webhooks attempted"
+                f"{report.reconciled} reconciled; {report.webhooks_sent} webhooks attempted; "
+                f"{report.emails_sent} emails sent"
             )
             return 0
         print("scheduler running; SIGTERM or Ctrl-C stops it", flush=True)
@@ -186,6 +187,40 @@ async def _deliver_webhooks(settings: Settings, *, once: bool, interval: float |
         print("delivering webhooks; SIGTERM or Ctrl-C stops it", flush=True)
         await run_forever(deliverer, interval or settings.webhooks_interval_seconds)
         print("webhook deliverer stopped", flush=True)
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def _cmd_send_notifications(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    return asyncio.run(_send_notifications(settings, once=args.once, interval=args.interval))
+
+
+async def _send_notifications(settings: Settings, *, once: bool, interval: float | None) -> int:
+    import signal
+
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.logging import configure_logging
+    from app.notifications.outbox import EmailSender, run_forever
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    engine = create_engine(settings)
+    stop = asyncio.Event()
+    sender = EmailSender(create_sessionmaker(engine), settings, stop=stop)
+    loop = asyncio.get_running_loop()
+    # SIGTERM or Ctrl-C: claim nothing more, finish the messages in flight, hand back the rest.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if once:
+            report = await sender.run_once()
+            outcomes = ", ".join(f"{n} {name}" for name, n in sorted(report.outcomes.items()))
+            print(f"emails: {report.claimed} attempted" + (f": {outcomes}" if outcomes else ""))
+            return 0
+        print("sending notifications; SIGTERM or Ctrl-C stops it", flush=True)
+        await run_forever(sender, interval or settings.email_interval_seconds)
+        print("notification sender stopped", flush=True)
         return 0
     finally:
         await engine.dispose()
@@ -280,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=None, help="seconds between runs (default: setting)"
     )
     webhooks.set_defaults(func=_cmd_deliver_webhooks)
+
+    emails = sub.add_parser(
+        "send-notifications", help="send notification emails (safe to run several at once)"
+    )
+    emails.add_argument("--once", action="store_true", help="send what is due, then exit")
+    emails.add_argument(
+        "--interval", type=float, default=None, help="seconds between runs (default: setting)"
+    )
+    emails.set_defaults(func=_cmd_send_notifications)
 
     reconcile = sub.add_parser(
         "reconcile", help="settle payments and refunds the gateway left pending"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from app.auth.preferences.router import router as notifications_router
 from app.auth.router import router as auth_router
 from app.auth.throttle import create_login_throttle
 from app.auth.totp.router import router as totp_router
@@ -53,6 +54,7 @@ API_ROUTERS: list[APIRouter] = [
     consents_router,
     events_router,
     webhooks_router,
+    notifications_router,
 ]
 
 

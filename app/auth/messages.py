@@ -2,13 +2,12 @@
 over for sending: the one place the email outbox plugs in.
 
 `enqueue_account_message` runs inside the transaction that made the token, so a rolled-back
-request never sends a link that does not work. Until the outbox takes it over, it writes the
-message to the log: with the link itself only in development (a developer needs it to try
-the flow; anywhere else a token in a log is a leak)."""
+request never sends a link that does not work. The message goes into the email outbox
+(app/notifications), keyed by the token's hash so the same link is never mailed twice."""
 
 from __future__ import annotations
 
-import logging
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -18,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.models import User
-
-logger = logging.getLogger("billing_portal.accounts")
+from app.notifications.enqueue import enqueue_invitation, enqueue_password_reset
+from app.notifications.render import public_link
 
 AccountMessageKind = Literal["password_reset", "invitation"]
 # The page of the portal's front end that takes each kind of link.
@@ -38,20 +37,20 @@ class AccountMessage:
     expires_at: datetime
 
     def link(self, settings: Settings) -> str:
-        base = settings.public_url or ""
-        return f"{base}{LINK_PATHS[self.kind]}?token={quote(self.token)}"
+        return public_link(settings, f"{LINK_PATHS[self.kind]}?token={quote(self.token)}")
 
 
 async def enqueue_account_message(
     session: AsyncSession, settings: Settings, message: AccountMessage
 ) -> None:
     """Queue `message` for the person, in the caller's transaction."""
-    extra = {
-        "kind": message.kind,
-        "user_id": str(message.user.id),
-        "tenant_id": str(message.user.tenant_id),
-        "expires_at": message.expires_at.isoformat(),
-    }
-    if settings.env == "development":
-        extra["link"] = message.link(settings)
-    logger.info("account message due: %s", message.kind, extra=extra)
+    enqueue = enqueue_invitation if message.kind == "invitation" else enqueue_password_reset
+    await enqueue(
+        session,
+        settings,
+        user=message.user,
+        link=message.link(settings),
+        expires_at=message.expires_at,
+        # Names this link without keeping it: the same token never makes a second message.
+        key=hashlib.sha256(message.token.encode()).hexdigest()[:32],
+    )

@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     webhooks_lease_seconds: int = Field(default=60, ge=5)
     webhooks_interval_seconds: float = Field(default=2.0, gt=0)
 
+    # Email (app/notifications): `smtp://[user:pass@]host:port` (STARTTLS when offered) or
+    # `smtps://` (implicit TLS); unset: each message is written to the log instead. The
+    # address mail comes from (the tenant's name is its display name), and the senders' pace.
+    smtp_url: str | None = None
+    smtp_from: str = "billing@localhost"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    email_concurrency: int = Field(default=4, ge=1, le=50)
+    email_lease_seconds: int = Field(default=120, ge=5)
+    email_interval_seconds: float = Field(default=10.0, gt=0)
+    # `autopay_upcoming` goes this many days before a scheduled charge.
+    autopay_notice_days: int = Field(default=3, ge=1, le=30)
+
     # Invoice PDFs: where clients open an invoice to pay it (`{public_url}/invoices/{id}`),
     # and a font for the scripts the bundled one lacks (CJK), as a .ttf, .otf or .ttc file.
     public_url: str | None = None
@@ -126,6 +138,16 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> list[Network]:
         return parse_networks(self.trusted_proxies)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
+        return value
 
     @field_validator("cors_origins")
     @classmethod

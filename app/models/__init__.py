@@ -19,6 +19,7 @@ from app.models.billing import (
 )
 from app.models.consents import ConsentRecord, ConsentText
 from app.models.events import Event
+from app.models.notifications import EmailMessage, NotificationOptOut
 from app.models.scheduling import (
     AutopayRule,
     AutopayRuleCategory,
@@ -48,11 +49,13 @@ __all__ = [
     "Client",
     "ConsentRecord",
     "ConsentText",
+    "EmailMessage",
     "Event",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",
     "Membership",
+    "NotificationOptOut",
     "PasswordResetRequest",
     "PasswordResetToken",
     "Payment",

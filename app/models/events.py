@@ -30,6 +30,14 @@ class Event(IdMixin, CreatedAtMixin, Base):
             sqlite_where=text("dispatched_at IS NULL"),
             postgresql_where=text("dispatched_at IS NULL"),
         ),
+        # The email fan-out's queue (app/notifications): events not yet turned into messages.
+        Index(
+            "ix_events_unemailed",
+            "created_at",
+            "id",
+            sqlite_where=text("emailed_at IS NULL"),
+            postgresql_where=text("emailed_at IS NULL"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -51,3 +59,5 @@ class Event(IdMixin, CreatedAtMixin, Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     # When the webhook fan-out made its deliveries (NULL: not yet).
     dispatched_at: Mapped[datetime | None]
+    # When the email fan-out made its messages (NULL: not yet).
+    emailed_at: Mapped[datetime | None]

@@ -25,6 +25,9 @@ from app.core.idempotency import IdempotencyStore
 from app.core.metrics import OUTBOX_DEPTH, RUNNER_QUEUE_DEPTH, RUNNER_QUEUE_LAG
 from app.core.work_queue import Worker
 from app.gateways.base import PaymentGateway
+from app.notifications.enqueue import enqueue_autopay_summaries
+from app.notifications.outbox import EmailSender
+from app.notifications.outbox import outbox_depth as email_outbox_depth
 from app.payments.reconcile import reconcile
 from app.payments.service import PaymentService
 from app.scheduled_payments import attempts
@@ -52,6 +55,7 @@ class RunReport:
     reconciled: int = 0
     purged_idempotency_keys: int = 0
     webhooks_sent: int = 0
+    emails_sent: int = 0
 
     def fields(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -123,6 +127,7 @@ class PaymentRunner:
     async def run_once(self) -> RunReport:
         """Everything due now: reconcile what the gateway left pending, then drain the queue."""
         report = RunReport()
+        started = utcnow()
         settled = await reconcile(
             self.sessionmaker,
             self.gateway,
@@ -150,18 +155,24 @@ class PaymentRunner:
         # Last, so the events of this run's payments go out with it.
         sent = await WebhookDeliverer(self.sessionmaker, self.settings, stop=self.stop).run_once()
         report.webhooks_sent = sent.claimed
+        async with transaction(self.sessionmaker) as session:
+            await enqueue_autopay_summaries(session, self.settings, run_started=started)
+        mailed = await EmailSender(self.sessionmaker, self.settings, stop=self.stop).run_once()
+        report.emails_sent = mailed.outcomes["sent"]
         await self.measure()
         return report
 
     async def measure(self) -> None:
         """The queues' gauges for /metrics: due payments waiting and the oldest one's lag,
-        webhook deliveries not yet done."""
+        webhook deliveries and emails not yet done."""
         async with transaction(self.sessionmaker) as session:
             due, lag = await attempts.backlog(session)
             webhooks = await outbox_depth(session)
+            emails = await email_outbox_depth(session)
         RUNNER_QUEUE_DEPTH.labels("scheduled_payments").set(due)
         RUNNER_QUEUE_LAG.labels("scheduled_payments").set(lag.total_seconds())
         OUTBOX_DEPTH.labels("webhook").set(webhooks)
+        OUTBOX_DEPTH.labels("email").set(emails)
 
 
 async def run_forever(runner: PaymentRunner, interval: float) -> None:
@@ -174,7 +185,7 @@ async def run_forever(runner: PaymentRunner, interval: float) -> None:
         except Exception:
             logger.exception("scheduler run failed; trying again next interval")
         else:
-            if report.claimed or report.reconciled or report.webhooks_sent:
+            if report.claimed or report.reconciled or report.webhooks_sent or report.emails_sent:
                 logger.info("scheduler run", extra=report.fields())
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)

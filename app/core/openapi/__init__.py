@@ -69,6 +69,7 @@ TAG_DESCRIPTIONS: dict[str, str] = {
     "consents": "Consent to bank debits and AutoPay: the texts and the records.",
     "events": "The audit trail: every change, who made it, and why.",
     "webhooks": "Endpoints the service sends its events to (Standard Webhooks).",
+    "notifications": "Which kinds of email the signed-in person receives.",
     "operations": "Health checks for load balancers and orchestrators.",
 }
 
