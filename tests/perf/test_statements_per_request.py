@@ -112,6 +112,8 @@ async def measure(
     with counting(engine) as count:
         response = await client.get(url, headers=headers)
     assert response.status_code == 200, f"{url}: {response.text}"
+    # One connection for the whole read: the caller's resolution and the endpoint share it.
+    assert count.checkouts == 1, f"{url}: {count.checkouts} connections checked out"
     return count
 
 
