@@ -15,13 +15,16 @@ from app.core.hooks import Hooks
 from app.core.pagination import PageParams, page_params
 from app.gateways.base import PaymentGateway
 
+# The dependencies are `async def` although they never wait: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per dependency per request.
 
-def get_settings_from_app(request: Request) -> Settings:
+
+async def get_settings_from_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
@@ -66,12 +69,12 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[None]:
         await session.commit()
 
 
-def get_hooks(request: Request) -> Hooks:
+async def get_hooks(request: Request) -> Hooks:
     hooks: Hooks = request.app.state.hooks
     return hooks
 
 
-def get_gateway(request: Request) -> PaymentGateway:
+async def get_gateway(request: Request) -> PaymentGateway:
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
 

@@ -48,7 +48,7 @@ class PageParams(BaseModel):
     cursor: str | None = None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="How many items to return (1 to 200).")
     ] = DEFAULT_LIMIT,

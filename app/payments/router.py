@@ -36,7 +36,7 @@ from app.tenancy.acting import act_for_client
 router = APIRouter()
 
 
-def get_payment_service(request: Request) -> PaymentService:
+async def get_payment_service(request: Request) -> PaymentService:
     return PaymentService(request.app.state.sessionmaker, request.app.state.gateway)
 
 
