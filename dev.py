@@ -215,6 +215,25 @@ def cmd_test(pytest_args: Sequence[str]) -> int:
     return code
 
 
+def cmd_bench(full: bool) -> int:
+    """The benchmarks of bench/README.md, one after another (short versions unless full)."""
+    bootstrap()
+    python = tool("python")
+    quick = [] if full else ["--quick"]
+    runner = ["--payments", "10000"] if full else ["--payments", "600"]
+    runs = [
+        [python, "bench/api_bench.py", "all", *quick],
+        # P4: against a 200 ms gateway (where CPU is not the limit), then a 50 ms one.
+        [python, "bench/runner_throughput.py", *runner, "--latency", "0.2"],
+        [python, "bench/runner_throughput.py", *runner, "--latency", "0.05"],
+    ]
+    failed = 0
+    for cmd in runs:
+        note(" ".join(cmd[1:]))
+        failed += call(cmd) != 0
+    return fail(f"{failed} benchmark(s) failed") if failed else 0
+
+
 def cmd_lint() -> int:
     bootstrap()
     ruff = tool("ruff")
@@ -309,6 +328,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000)
     sub.add_parser("test", help="run pytest, passing any further arguments on")
     sub.add_parser("lint", help="ruff check, ruff format --check, mypy --strict")
+    bench = sub.add_parser("bench", help="the benchmarks in bench/ (about 10 minutes)")
+    bench.add_argument(
+        "--full", action="store_true", help="the issue's sizes (an hour or more on 2 cores)"
+    )
     sub.add_parser("check-migrations", help="alembic upgrade head + check on a scratch SQLite")
     sub.add_parser("openapi", help="write openapi/openapi.json")
     sub.add_parser("lint-openapi", help="Redocly's recommended rules over openapi/openapi.json")
@@ -330,6 +353,8 @@ def main(argv: list[str]) -> int:
         return cmd_run(args.host, args.port)
     if args.command == "lint":
         return cmd_lint()
+    if args.command == "bench":
+        return cmd_bench(args.full)
     if args.command == "check-migrations":
         return cmd_check_migrations()
     if args.command == "openapi":

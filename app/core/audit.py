@@ -66,7 +66,7 @@ def act_as(principal: Principal) -> None:
         context.actor = actor_of(principal)
 
 
-def audit_reason(
+async def audit_reason(
     x_audit_reason: Annotated[
         str | None,
         Header(

@@ -9,6 +9,7 @@ read transaction tries to upgrade, which is what makes concurrent payments safe 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,6 +30,8 @@ from sqlalchemy.pool import NullPool
 from app.core.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection idle this long is pinged before use (see `_ping_when_idle`).
+IDLE_PING_SECONDS = 5.0
 logger = logging.getLogger("billing_portal.db")
 
 
@@ -95,7 +99,7 @@ def create_engine(
             "pool_timeout_seconds": settings.database_pool_timeout_seconds,
         },
     )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.database_echo,
         pool_size=limits.size,
@@ -106,8 +110,36 @@ def create_engine(
         # Re-open connections older than this, before a firewall or a pooler in between
         # drops them silently (0: never).
         pool_recycle=settings.database_pool_recycle_seconds or -1,
-        pool_pre_ping=True,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection on checkout only when it sat idle for IDLE_PING_SECONDS.
+
+    `pool_pre_ping` costs a round trip on every checkout, i.e. on every request; a connection
+    that was in use a moment ago is almost surely alive. One that idled long enough for the
+    server to have restarted (or a firewall to have dropped it) is pinged, and a dead one is
+    replaced: raising DisconnectionError makes the pool discard it and check out another
+    (SQLAlchemy retries up to three times). A connection that dies in between anyway fails
+    that one request, which answers 503 (app/core/db_unavailable.py), and the pool then
+    discards every connection opened before the failure (an invalidation on disconnect).
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def _create_sqlite_engine(url: str, *, echo: bool, foreign_keys: bool) -> AsyncEngine:

@@ -64,7 +64,7 @@ def cursor_key(signing_key: str) -> bytes:
     return hmac.new(signing_key.encode(), b"billing-portal pagination cursor", "sha256").digest()
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[
         int,

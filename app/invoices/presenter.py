@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -25,11 +26,18 @@ def invoice_out(invoice: Invoice, today: date) -> InvoiceOut:
 
 
 async def invoice_detail(
-    session: AsyncSession, principal: Principal, invoice: Invoice
+    session: AsyncSession, principal: Principal, invoice: Invoice | uuid.UUID
 ) -> InvoiceDetail:
+    """The invoice with its lines and payments: two statements. Given an id (a read), the
+    invoice is loaded with its lines, or 404."""
     repo = InvoiceRepository(session, principal)
-    today = today_in((await repo.tenant()).timezone)
-    lines = [InvoiceLineOut.model_validate(line) for line in await repo.lines(invoice.id)]
+    if isinstance(invoice, uuid.UUID):
+        found = await repo.with_lines(invoice)
+    else:
+        found = await repo.with_lines(invoice.id, invoice)
+    if found is None:
+        raise repo.not_found()
+    loaded, timezone, lines = found
     payments = [
         InvoicePaymentOut(
             payment_id=payment.id,
@@ -37,9 +45,13 @@ async def invoice_detail(
             paid_at=payment.settled_at,
             amount_refunded=allocation.amount_refunded,
         )
-        for allocation, payment, _method in await repo.payments_applied(invoice.id)
+        for allocation, payment, _method in await repo.payments_applied(loaded.id)
     ]
-    return InvoiceDetail(**invoice_out(invoice, today).model_dump(), lines=lines, payments=payments)
+    return InvoiceDetail(
+        **invoice_out(loaded, today_in(timezone)).model_dump(),
+        lines=[InvoiceLineOut.model_validate(line) for line in lines],
+        payments=payments,
+    )
 
 
 async def invoice_document(

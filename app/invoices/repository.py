@@ -71,6 +71,36 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return (await self.session.execute(stmt)).scalar_one()
 
+    async def with_lines(
+        self, invoice_id: uuid.UUID, invoice: Invoice | None = None
+    ) -> tuple[Invoice, str, list[InvoiceLine]] | None:
+        """The invoice (None: not the caller's), its tenant's time zone and its lines, in one
+        statement: the invoice joined to its tenant, and to each line (one row per line).
+
+        Given `invoice` (already loaded, perhaps just changed), it is not read again: only
+        the zone and the lines are."""
+        if invoice is None:
+            stmt = self.readable().add_columns(Tenant.timezone, InvoiceLine)
+            stmt = stmt.join(Tenant, Tenant.id == Invoice.tenant_id).where(Invoice.id == invoice_id)
+        else:
+            stmt = (
+                select(Tenant.timezone, InvoiceLine)
+                .select_from(Tenant)
+                .where(Tenant.id == self.principal.tenant_id)
+            )
+        stmt = stmt.outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id).order_by(
+            InvoiceLine.position
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            return None
+        if invoice is None:
+            invoice, timezone = rows[0][0], rows[0][1]
+        else:
+            timezone = rows[0][0]
+        lines = [row[-1] for row in rows if row[-1] is not None]
+        return invoice, timezone, lines
+
     async def lines(self, invoice_id: uuid.UUID) -> list[InvoiceLine]:
         stmt = (
             select(InvoiceLine)

@@ -116,10 +116,10 @@ async def upsert_by_external_id(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_invoice(
-    principal: InvoiceReader, invoice: InvoiceDep, session: SessionDep
+    invoice_id: uuid.UUID, principal: InvoiceReader, session: SessionDep
 ) -> InvoiceDetail:
     """One invoice with its lines and the payments applied to it."""
-    return await invoice_detail(session, principal, invoice)
+    return await invoice_detail(session, principal, invoice_id)
 
 
 @router.get(

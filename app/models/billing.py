@@ -102,7 +102,12 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
         CheckConstraint(
             "status IN ('open', 'paid') OR amount_paid = 0", name="unpaid_unless_issued"
         ),
+        # Every list keeps its keyset order (created_at, id) on an index: a client's, the
+        # whole tenant's (staff), and either filtered by status (`?overdue` is status open).
         Index(None, "tenant_id", "client_id", "created_at", "id"),
+        Index("ix_invoices_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_invoices_client_status", "tenant_id", "client_id", "status", "created_at", "id"),
+        Index("ix_invoices_tenant_status", "tenant_id", "status", "created_at", "id"),
         Index("ix_invoices_tenant_status_due", "tenant_id", "status", "due_date"),
     )
 
@@ -171,7 +176,11 @@ class Payment(IdMixin, CreatedAtMixin, Base):
         CheckConstraint(f"amount <= {MAX_AMOUNT}", name="amount_at_most_max"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
         CheckConstraint("origin IN ('pay_now', 'scheduled')", name="origin"),
+        # The lists' keyset order on an index, as for invoices.
         Index(None, "tenant_id", "client_id", "created_at", "id"),
+        Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_payments_client_status", "tenant_id", "client_id", "status", "created_at", "id"),
+        Index("ix_payments_tenant_status", "tenant_id", "status", "created_at", "id"),
         Index(None, "status", "created_at"),
     )
 

@@ -112,7 +112,18 @@ class ScheduledPayment(IdMixin, CreatedAtMixin, Base):
         # The runner's queue: what is due, oldest first.
         Index("ix_scheduled_payments_due", "status", "next_attempt_at"),
         Index("ix_scheduled_payments_lease", "status", "lease_expires_at"),
+        # The lists' keyset order on an index, as for invoices.
         Index("ix_scheduled_payments_listing", "tenant_id", "client_id", "created_at", "id"),
+        Index("ix_scheduled_payments_tenant_created", "tenant_id", "created_at", "id"),
+        Index(
+            "ix_scheduled_payments_client_status",
+            "tenant_id",
+            "client_id",
+            "status",
+            "created_at",
+            "id",
+        ),
+        Index("ix_scheduled_payments_tenant_status", "tenant_id", "status", "created_at", "id"),
         Index("ix_scheduled_payments_invoice", "invoice_id"),
         Index("ix_scheduled_payments_method", "payment_method_id"),
     )

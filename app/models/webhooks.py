@@ -70,6 +70,9 @@ class WebhookDelivery(IdMixin, CreatedAtMixin, Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index(None, "event_id"),
+        # The delivery log filtered by status, and the claim's "no earlier delivery of this
+        # endpoint still pending" (without it that check walks every delivered row).
+        Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "sequence"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from app.models import Payment, PaymentAllocation
+from app.models import Payment, PaymentAllocation, PaymentMethod, Refund
 from app.payments.repository import PaymentRepository, RefundRepository
 from app.payments.schemas import (
     AllocationOut,
@@ -23,12 +23,12 @@ async def present_payments(
     if not payments:
         return []
     allocations: dict[uuid.UUID, list[PaymentAllocation]] = defaultdict(list)
-    for allocation in await repo.allocations([p.id for p in payments]):
+    numbers: dict[uuid.UUID, str | None] = {}
+    methods: dict[uuid.UUID, PaymentMethod] = {}
+    for allocation, number, method in await repo.shown([p.id for p in payments]):
         allocations[allocation.payment_id].append(allocation)
-    methods = await repo.methods({p.payment_method_id for p in payments})
-    numbers = await repo.invoice_numbers(
-        {a.invoice_id for group in allocations.values() for a in group}
-    )
+        numbers[allocation.invoice_id] = number
+        methods[method.id] = method
     out = []
     for payment in payments:
         method = methods[payment.payment_method_id]
@@ -67,8 +67,19 @@ async def present_payments(
 
 
 async def payment_detail(
-    payments: PaymentRepository, refunds: RefundRepository, payment: Payment
+    payments: PaymentRepository,
+    refunds: RefundRepository,
+    payment: Payment | uuid.UUID,
 ) -> PaymentDetail:
+    """The payment with its allocations and refunds. Given an id (a read), the payment is
+    loaded with its refunds in one statement, or 404."""
+    history: list[Refund]
+    if isinstance(payment, uuid.UUID):
+        found = await payments.with_refunds(payment)
+        if found is None:
+            raise payments.not_found()
+        payment, history = found
+    else:
+        history = await refunds.of_payment(payment.id)
     (out,) = await present_payments(payments, [payment])
-    history = [RefundOut.model_validate(r) for r in await refunds.of_payment(payment.id)]
-    return PaymentDetail(**out.model_dump(), refunds=history)
+    return PaymentDetail(**out.model_dump(), refunds=[RefundOut.model_validate(r) for r in history])

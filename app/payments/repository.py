@@ -68,6 +68,53 @@ class PaymentRepository(Repository[Payment]):
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def shown(
+        self, payment_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[PaymentAllocation, str | None, PaymentMethod]]:
+        """What a payment is shown with, in one statement: each allocation (each payment's in
+        its own order) with its invoice's number and the payment's method (deleted ones
+        included: history still names the card it used)."""
+        if not payment_ids:
+            return []
+        tenant_id = self.principal.tenant_id
+        stmt = (
+            select(PaymentAllocation, Invoice.number, PaymentMethod)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .join(
+                PaymentMethod,
+                (PaymentMethod.id == Payment.payment_method_id)
+                & (PaymentMethod.tenant_id == tenant_id),
+            )
+            .outerjoin(
+                Invoice,
+                (Invoice.id == PaymentAllocation.invoice_id) & (Invoice.tenant_id == tenant_id),
+            )
+            .where(
+                PaymentAllocation.payment_id.in_(payment_ids),
+                PaymentAllocation.tenant_id == tenant_id,
+            )
+            .order_by(PaymentAllocation.payment_id, PaymentAllocation.position)
+        )
+        return [(a, number, m) for a, number, m in (await self.session.execute(stmt)).all()]
+
+    async def with_refunds(self, payment_id: uuid.UUID) -> tuple[Payment, list[Refund]] | None:
+        """The payment (None: not the caller's) and its refunds, oldest first, in one
+        statement (one row per refund)."""
+        stmt = (
+            self.readable()
+            .add_columns(Refund)
+            .outerjoin(
+                Refund,
+                (Refund.payment_id == Payment.id) & (Refund.tenant_id == Payment.tenant_id),
+            )
+            .where(Payment.id == payment_id)
+            .order_by(Refund.created_at, Refund.id)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            return None
+        return rows[0][0], [refund for _payment, refund in rows if refund is not None]
+
     async def methods(self, method_ids: set[uuid.UUID]) -> dict[uuid.UUID, PaymentMethod]:
         """Methods by id, deleted ones included: history still names the card it used."""
         if not method_ids:

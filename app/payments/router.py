@@ -36,7 +36,7 @@ from app.tenancy.acting import act_for_client
 router = APIRouter()
 
 
-def get_payment_service(request: Request) -> PaymentService:
+async def get_payment_service(request: Request) -> PaymentService:
     return PaymentService(request.app.state.sessionmaker, request.app.state.gateway)
 
 
@@ -223,11 +223,11 @@ async def list_payments(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_payment(
-    principal: PaymentReader, payment: PaymentDep, session: SessionDep
+    payment_id: uuid.UUID, principal: PaymentReader, session: SessionDep
 ) -> PaymentDetail:
     """One payment, with its allocations and refunds."""
     return await payment_detail(
-        PaymentRepository(session, principal), RefundRepository(session, principal), payment
+        PaymentRepository(session, principal), RefundRepository(session, principal), payment_id
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, String, literal_column, select, update
 from sqlalchemy.orm import selectinload
 
 import app.models
@@ -33,10 +33,13 @@ class TicketRepository(Repository[Ticket]):
         self, filters: TicketFilters, params: PageParams
     ) -> tuple[list[Ticket], str | None]:
         stmt = self.readable()
+        # A literal, not a bound value: it must match the partial indexes' predicates even in
+        # a prepared statement's generic plan (app/models/tickets.py).
+        closed = literal_column("'closed'", String())
         if filters.status == "closed":
-            stmt = stmt.where(Ticket.status == "closed")
+            stmt = stmt.where(Ticket.status == closed)
         elif filters.status == "open":
-            stmt = stmt.where(Ticket.status != "closed")
+            stmt = stmt.where(Ticket.status != closed)
         if filters.client_id is not None:
             stmt = stmt.where(Ticket.client_id == filters.client_id)
         if filters.assignee_id is not None:

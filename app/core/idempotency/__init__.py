@@ -64,7 +64,7 @@ class IdempotentRequestInFlight(Conflict):
     )
 
 
-def idempotency_key_header(
+async def idempotency_key_header(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -285,7 +285,7 @@ class IdempotentRequest:
         return JSONResponse(body, status_code=status_code)
 
 
-def idempotent_request(request: Request, key: IdempotencyKeyDep) -> IdempotentRequest:
+async def idempotent_request(request: Request, key: IdempotencyKeyDep) -> IdempotentRequest:
     return IdempotentRequest(request, key)
 
 
