@@ -14,7 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.card_numbers import contains_card_number
-from app.core.errors import PROBLEM_TYPE_BASE
+from app.core.errors import problem_type_uri
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("billing_portal.access")
@@ -35,9 +35,9 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _problem(status: int, title: str, slug: str, detail: str, request_id: str) -> bytes:
+def _problem(status: int, title: str, detail: str, request_id: str, *, type_slug: str) -> bytes:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + slug,
+        "type": problem_type_uri(type_slug),
         "title": title,
         "status": status,
         "detail": detail,
@@ -139,7 +139,7 @@ class RequestContextMiddleware:
                     "tokenize the card with the payment gateway and send its token."
                 )
                 return 422, _problem(
-                    422, "Card number refused", "card-number-refused", detail, request_id
+                    422, "Card number refused", detail, request_id, type_slug="card-number-refused"
                 )
         sent = False
 
@@ -154,4 +154,4 @@ class RequestContextMiddleware:
 
     def _too_large(self, request_id: str) -> bytes:
         detail = f"The request body is larger than {self.max_body_bytes} bytes."
-        return _problem(413, "Payload too large", "payload-too-large", detail, request_id)
+        return _problem(413, "Payload too large", detail, request_id, type_slug="payload-too-large")
