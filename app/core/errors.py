@@ -147,7 +147,10 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="A URI naming the kind of problem; compare it, not `title`.")
+    type: str = Field(
+        description="A URI naming the kind of problem: its section of the errors document "
+        "(docs/errors.md; the part after `#` is the problem's slug). Compare it, not `title`."
+    )
     title: str = Field(description="A short summary of the kind of problem.")
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong this time, for a person to read.")
