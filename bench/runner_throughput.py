@@ -87,6 +87,8 @@ class Options:
     postgres_server: str
     repeat: int
     json_path: Path | None
+    rate_limit: float | None = None
+    redis_url: str | None = None
 
     @property
     def pool_size(self) -> int:
@@ -152,6 +154,17 @@ def _parser() -> argparse.ArgumentParser:
         help="run every configuration this many times, interleaved; the ratio uses the best",
     )
     add("--json", dest="json_path", type=Path, default=None, help="also write the results here")
+    add(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="BILLING_GATEWAY_RATE_LIMIT_PER_SECOND for every runner (default: no limit)",
+    )
+    add(
+        "--redis-url",
+        default=None,
+        help="BILLING_REDIS_URL: with --rate-limit, one bucket shared by all runners",
+    )
     return parser
 
 
@@ -180,6 +193,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         postgres_server=args.postgres_server,
         repeat=args.repeat,
         json_path=args.json_path,
+        rate_limit=args.rate_limit,
+        redis_url=args.redis_url,
     )
 
 
@@ -549,6 +564,10 @@ def runner_env(settings: Settings, options: Options, ledger: Path | None) -> dic
     }
     if ledger is not None:
         env["BILLING_FAKE_GATEWAY_LEDGER"] = str(ledger)
+    if options.rate_limit is not None:
+        env["BILLING_GATEWAY_RATE_LIMIT_PER_SECOND"] = str(options.rate_limit)
+    if options.redis_url is not None:
+        env["BILLING_REDIS_URL"] = options.redis_url
     return env
 
 
@@ -863,6 +882,8 @@ def write_json(path: Path, results: list[RunResult], options: Options, server: S
             "clients": options.clients,
             "ledger": options.ledger,
             "repeat": options.repeat,
+            "gateway_rate_limit_per_second": options.rate_limit,
+            "shared_rate_limit": options.redis_url is not None,
         },
         "best_payments_per_second": {str(n): round(v, 2) for n, v in best.items()},
         "ratio_of_best_to_first": {str(n): round(v / best[first], 3) for n, v in best.items()},
@@ -880,7 +901,13 @@ def describe(options: Options, server: Server) -> str:
     return (
         f"{server.version}; {options.payments} payments per run; fake gateway latency "
         f"{options.latency * 1000:g} ms; batch {options.batch_size}, concurrency "
-        f"{options.concurrency} per runner; ledger: {options.ledger}"
+        f"{options.concurrency} per runner; ledger: {options.ledger}; gateway rate limit: "
+        + (
+            "none"
+            if options.rate_limit is None
+            else f"{options.rate_limit:g}/s "
+            + ("shared (Redis)" if options.redis_url else "per runner")
+        )
     )
 
 

@@ -13,6 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.errors import problem_type_uri
 from app.core.security import create_access_token, hash_password
 from app.models import AuthSession, Client, Membership, ServiceCategory, Tenant, User
 
@@ -222,7 +223,7 @@ def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[
     assert body["detail"], body
     assert body["type"].startswith("https://"), body
     if slug is not None:
-        assert body["type"].endswith("/" + slug), body
+        assert body["type"] == problem_type_uri(slug), body
     if status == 422:
         assert isinstance(body["errors"], list), body
         assert body["errors"], body

@@ -26,10 +26,24 @@ from app.core.db_unavailable import database_unavailable_reason
 logger = logging.getLogger("billing_portal.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://billing-portal.dev/problems/"
+# Every problem type is a section of docs/errors.md, whose anchor is the type's slug: the
+# published copy of that file lives here. A client compares the whole URI, so it never changes
+# with the deployment.
+PROBLEM_TYPES_URL = "https://billing-portal.dev/docs/errors.md"
 # How long a client is asked to wait when the database is unavailable: long enough not to
 # pile retries on a restarting server, short enough that a failover is barely noticed.
 DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def problem_type_uri(slug: str) -> str:
+    """The `type` of a problem: its section of docs/errors.md (the anchor is the slug)."""
+    return f"{PROBLEM_TYPES_URL}#{slug}"
+
+
+def status_slug(status: int) -> str:
+    """The slug of a problem the framework raises with a bare status (405 ...): its phrase."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return phrase.lower().replace(" ", "-").replace("'", "")
 
 
 class AppError(Exception):
@@ -133,7 +147,10 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="A URI naming the kind of problem; compare it, not `title`.")
+    type: str = Field(
+        description="A URI naming the kind of problem: its section of the errors document "
+        "(docs/errors.md; the part after `#` is the problem's slug). Compare it, not `title`."
+    )
     title: str = Field(description="A short summary of the kind of problem.")
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong this time, for a person to read.")
@@ -186,9 +203,8 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    slug = type_slug or phrase.lower().replace(" ", "-").replace("'", "")
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + slug,
+        "type": problem_type_uri(type_slug or status_slug(status)),
         "title": title or phrase,
         "status": status,
         "detail": detail or phrase,

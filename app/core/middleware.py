@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_TYPE_BASE
+from app.core.errors import problem_type_uri
 from app.core.input_screen import Refusal, screen_body, screen_headers, screen_query
 from app.core.logging import request_id_var
 
@@ -32,7 +32,7 @@ def _problem(
     loc: tuple[str | int, ...] = ("body",),
 ) -> bytes:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + slug,
+        "type": problem_type_uri(slug),
         "title": title,
         "status": status,
         "detail": detail,
@@ -147,4 +147,4 @@ class RequestContextMiddleware:
 
     def _too_large(self, request_id: str) -> bytes:
         detail = f"The request body is larger than {self.max_body_bytes} bytes."
-        return _problem(413, "Payload too large", "payload-too-large", detail, request_id)
+        return _problem(413, "Payload too large", detail, request_id, type_slug="payload-too-large")

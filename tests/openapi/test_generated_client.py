@@ -20,6 +20,7 @@ import pytest
 
 from app.cli import PROJECT_ROOT
 from app.core.clock import today_in
+from app.core.errors import problem_type_uri
 from tests.factories import PASSWORD, Factory
 from tests.openapi.live import serving
 
@@ -175,7 +176,7 @@ async def test_a_generated_client_runs_the_whole_scenario_with_typed_answers(
         assert declined.status_code == 402
         assert isinstance(declined.parsed, models.Problem), declined.parsed
         assert declined.parsed.decline_code == "card_declined"
-        assert declined.parsed.type_.endswith("/payment-declined")
+        assert declined.parsed.type_ == problem_type_uri("payment-declined")
         assert declined.parsed.request_id == declined.headers["X-Request-Id"]
 
         # A validation error: a typed problem listing where and why.

@@ -156,7 +156,8 @@ def test_compose_settings_are_valid_for_production(compose: dict[str, Any]) -> N
     assert f"127.0.0.1:9101:{port}" in services["runner"]["ports"]
 
 
-def test_the_readme_documents_compose_and_the_lock() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+def test_the_operations_guide_documents_compose_and_the_lock() -> None:
+    guide = (PROJECT_ROOT / "docs" / "operations.md").read_text()
     for phrase in ("docker compose up", "python3 dev.py lock", "requirements.lock"):
-        assert phrase in readme
+        assert phrase in guide
+    assert "docs/operations.md" in (PROJECT_ROOT / "README.md").read_text()
