@@ -54,17 +54,18 @@ MAX_PASSWORD_LENGTH = 1024
 Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH)]
 
 
-def _wants_int(annotation: Any) -> bool:
-    """The field takes integers (`int`, `int | None`, `Annotated[int, ...]`) and no other
-    number or text, so anything but a real integer is refused before pydantic coerces it."""
-    if annotation is int:
+def _wants(annotation: Any, kind: type) -> bool:
+    """The field takes `kind` (`int`, `int | None`, `Annotated[int, ...]`) and nothing else, so
+    anything but a real one is refused before pydantic coerces it (`true` or `"250"` for an
+    integer, `0` or `"yes"` for a boolean)."""
+    if annotation is kind:
         return True
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _wants_int(get_args(annotation)[0])
+        return _wants(get_args(annotation)[0], kind)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
-        return bool(args) and all(_wants_int(a) for a in args)
+        return bool(args) and all(_wants(a, kind) for a in args)
     return False
 
 
@@ -97,9 +98,12 @@ class StrictBody(BaseModel):
     @classmethod
     def _strict_integers(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        wants_int = field is not None and _wants_int(field.annotation)
-        if wants_int and value is not None and (type(value) is not int):
+        if field is None or value is None:
+            return value
+        if _wants(field.annotation, int) and type(value) is not int:
             raise ValueError("must be an integer (not a boolean, string or decimal)")
+        if _wants(field.annotation, bool) and type(value) is not bool:
+            raise ValueError("must be true or false (not a number or string)")
         return value
 
     @field_validator("*", mode="after")
