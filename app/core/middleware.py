@@ -147,4 +147,4 @@ class RequestContextMiddleware:
 
     def _too_large(self, request_id: str) -> bytes:
         detail = f"The request body is larger than {self.max_body_bytes} bytes."
-        return _problem(413, "Payload too large", detail, request_id, type_slug="payload-too-large")
+        return _problem(413, "Payload too large", "payload-too-large", detail, request_id)

@@ -47,6 +47,9 @@ def _slugs_in(tree: ast.AST) -> Iterator[str]:
             # Refusal(422, "card-number-refused", ...) in app/core/input_screen.py
             if name == "Refusal" and len(node.args) > 1 and _string(node.args[1]):
                 yield str(_string(node.args[1]))
+            # _problem(413, "Payload too large", "payload-too-large", ...) in the middleware
+            if name == "_problem" and len(node.args) > 2 and _string(node.args[2]):
+                yield str(_string(node.args[2]))
 
 
 def problem_slugs() -> set[str]:
