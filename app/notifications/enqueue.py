@@ -16,6 +16,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -74,8 +75,14 @@ async def enqueue(
         created_at=now,
         updated_at=now,
     )
-    session.add(message)
-    await session.flush()  # so the same key, enqueued again in this transaction, is seen
+    # Another process may be making the same message at this moment (two runners' summaries
+    # of one instant): the unique key lets one win; the loser's savepoint goes, not its work.
+    try:
+        async with session.begin_nested():
+            session.add(message)
+            await session.flush()  # so the same key, enqueued again in this transaction, is seen
+    except IntegrityError:
+        return None
     return message
 
 
