@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
     scheduler_batch_size: int = Field(default=50, ge=1, le=1000)
     scheduler_concurrency: int = Field(default=8, ge=1, le=100)
-    scheduler_lease_seconds: int = Field(default=300, ge=10)
+    # Renewed every third of itself while work goes on: a dead runner's rows come back within
+    # a minute, a live one keeps them however long its gateway calls take.
+    scheduler_lease_seconds: int = Field(default=60, ge=10)
     scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     pending_reconcile_after_seconds: int = Field(default=60, ge=0)
 
