@@ -586,11 +586,15 @@ class RunnerOutput:
 def run_runners(count: int, env: dict[str, str], logdir: Path) -> list[RunnerOutput]:
     """Start `count` runners at once and wait for all of them; whatever interrupts the wait,
     the runners are stopped before this returns."""
-    argv = [sys.executable, "-m", "app.cli", "run-scheduler", "--once"]
+    profiles = os.environ.get("BENCH_PROFILE_DIR")
     procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
     try:
         for i in range(count):
             out, err = logdir / f"runner-{i}.out", logdir / f"runner-{i}.err"
+            # BENCH_PROFILE_DIR=dir: each runner under cProfile, its profile saved there.
+            profile = ["-m", "cProfile", "-o", f"{profiles}/runner-{count}-{i}.prof"]
+            argv = [sys.executable, *(profile if profiles else []), "-m", "app.cli"]
+            argv += ["run-scheduler", "--once"]
             with out.open("wb") as stdout, err.open("wb") as stderr:
                 # A session of their own: Ctrl-C reaches only us, and we stop them below.
                 proc = subprocess.Popen(
