@@ -20,8 +20,13 @@ async def record_invoice_event(
     invoice: Invoice,
     type_: str,
     details: dict[str, Any] | None = None,
+    *,
+    timezone: str | None = None,
 ) -> None:
-    today = today_in((await InvoiceRepository(session, principal).tenant()).timezone)
+    """`timezone`: the tenant's, when the caller has it in hand (otherwise it is read)."""
+    if timezone is None:
+        timezone = (await InvoiceRepository(session, principal).tenant()).timezone
+    today = today_in(timezone)
     shown = InvoiceOut.of(invoice, today)
     record_event(
         session,

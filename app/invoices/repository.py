@@ -211,9 +211,11 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return getattr(result, "rowcount", 0) == 1
 
-    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> str:
+    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> tuple[Invoice, str]:
         """A held amount was paid: it moves from reserved to paid; all paid closes the invoice.
-        Returns the invoice's status after."""
+        Returns the invoice as it is after (any copy already loaded is refreshed) and its
+        tenant's time zone, for its event: one statement."""
+        zone = select(Tenant.timezone).where(Tenant.id == Invoice.tenant_id).scalar_subquery()
         result = await self.session.execute(
             update(Invoice)
             .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
@@ -225,10 +227,11 @@ class InvoiceRepository(Repository[Invoice]):
                 ),
                 updated_at=utcnow(),
             )
-            .returning(Invoice.status)
-            .execution_options(synchronize_session=False)
+            .returning(Invoice, zone)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        return str(result.scalar_one())
+        invoice, timezone = result.one()
+        return invoice, str(timezone)
 
     async def release_held(self, invoice_id: uuid.UUID, amount: int) -> None:
         await self.session.execute(

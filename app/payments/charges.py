@@ -30,11 +30,12 @@ from app.payments.errors import (
     InvoiceNotPayable,
     NothingToPay,
     PaymentInProgress,
+    PaymentNotFound,
 )
 from app.payments.events import record_payment_event
 from app.payments.outcome import GatewayCall, Outcome, Reserved
+from app.payments.presenter import present_payment
 from app.payments.repository import PaymentRepository
-from app.tenancy.repository import ClientRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,9 @@ class PaymentOrder:
     origin: str = "pay_now"
     # The caller's Idempotency-Key, scoped to the caller: a retry resumes this payment.
     request_key: str | None = None
+    # True: the caller knows no payment has `request_key` yet (a scheduled payment that names
+    # no payment of its own), so it is not looked for.
+    request_key_unused: bool = False
     scheduled_payment_id: uuid.UUID | None = None
     # Sent to the gateway; `payment_<id>` unless the caller derives its own (the runner
     # derives one per attempt of a scheduled payment).
@@ -62,7 +66,7 @@ async def reserve(
     session: AsyncSession, principal: ClientPrincipal, order: PaymentOrder
 ) -> Reserved[Charge]:
     payments = PaymentRepository(session, principal)
-    if order.request_key is not None:
+    if order.request_key is not None and not order.request_key_unused:
         existing = await payments.by_request_key(order.request_key)
         if existing is not None:
             # A retry of a request that got this far: resume it. A key reused for another
@@ -71,11 +75,12 @@ async def reserve(
                 raise IdempotencyKeyReused()
             return await prepare(session, principal, existing.id)
     invoices = await _payable_invoices(session, principal, order.invoice_ids)
-    method = await PaymentMethodRepository(session, principal).live(
+    found = await PaymentMethodRepository(session, principal).live_with_customer(
         order.payment_method_id, client_id=principal.client_id
     )
-    if method is None:
+    if found is None:
         raise Unprocessable("No such payment method.", loc=("body", "payment_method_id"))
+    method, customer = found
     parts = _split(invoices, order.amount, up_to=order.up_to)
     repo = InvoiceRepository(session, principal)
     for invoice, part in sorted(parts, key=lambda p: p[0].id):
@@ -99,23 +104,23 @@ async def reserve(
     )
     payments.add(payment)
     await session.flush()
-    payments.add_allocations(
-        [
-            PaymentAllocation(
-                tenant_id=principal.tenant_id,
-                payment_id=payment.id,
-                invoice_id=invoice.id,
-                position=position,
-                amount=part,
-                status="held",
-                amount_refunded=0,
-            )
-            for position, (invoice, part) in enumerate(parts)
-        ]
-    )
-    await record_payment_event(session, principal, payment, "payment.pending")
+    allocations = [
+        PaymentAllocation(
+            tenant_id=principal.tenant_id,
+            payment_id=payment.id,
+            invoice_id=invoice.id,
+            position=position,
+            amount=part,
+            status="held",
+            amount_refunded=0,
+        )
+        for position, (invoice, part) in enumerate(parts)
+    ]
+    payments.add_allocations(allocations)
+    numbers = {invoice.id: invoice.number for invoice in invoices}
+    shown = present_payment(payment, method, allocations, numbers)
+    await record_payment_event(session, principal, payment, "payment.pending", shown=shown)
     await session.flush()
-    customer = await _customer_reference(session, principal, payment.client_id)
     return Reserved(payment, _charge_call(payment, method.gateway_reference, customer))
 
 
@@ -123,40 +128,44 @@ async def prepare(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID
 ) -> Reserved[Charge]:
     """A payment and, while it is pending, the call that settles it (with the same key)."""
-    payments = PaymentRepository(session, principal)
-    payment = await payments.get_or_404(payment_id)
+    found = await PaymentRepository(session, principal).with_method_and_customer(payment_id)
+    if found is None:
+        raise PaymentNotFound()
+    payment, method, customer = found
     if payment.status != "pending":
         return Reserved(payment)
-    methods = await payments.methods({payment.payment_method_id})
-    customer = await _customer_reference(session, principal, payment.client_id)
-    method_reference = methods[payment.payment_method_id].gateway_reference
-    return Reserved(payment, _charge_call(payment, method_reference, customer))
+    return Reserved(payment, _charge_call(payment, method.gateway_reference, customer))
 
 
 async def record(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID, outcome: Outcome[Charge]
 ) -> Payment:
     payments = PaymentRepository(session, principal)
-    payment = await payments.locked(payment_id)
+    payment, method, allocations = await payments.locked_with_allocations(payment_id)
     if payment.status != "pending":
         return payment  # settled meanwhile by another settler, from the same charge
-    held = [a for a in await payments.allocations([payment.id]) if a.status == "held"]
+    held = [a for a in allocations if a.status == "held"]
     invoices = InvoiceRepository(session, principal)
     charge = outcome.result
     payment.gateway_attempts += 1
+    numbers: dict[uuid.UUID, str | None] = {}
     if charge is not None and charge.status == "succeeded":
         paid = []
         for allocation in sorted(held, key=lambda a: a.invoice_id):
-            if await invoices.apply_held(allocation.invoice_id, allocation.amount) == "paid":
-                paid.append(allocation.invoice_id)
+            invoice, timezone = await invoices.apply_held(allocation.invoice_id, allocation.amount)
+            numbers[invoice.id] = invoice.number
+            if invoice.status == "paid":
+                paid.append((invoice, timezone))
             allocation.status = "applied"
         payment.status = "succeeded"
         payment.gateway_charge_reference = charge.reference
         payment.settled_at = utcnow()
-        await record_payment_event(session, principal, payment, "payment.succeeded")
-        for invoice_id in paid:
-            invoice = await invoices.reload(invoice_id)
-            await record_invoice_event(session, principal, invoice, "invoice.paid")
+        shown = present_payment(payment, method, allocations, numbers)
+        await record_payment_event(session, principal, payment, "payment.succeeded", shown=shown)
+        for invoice, timezone in paid:
+            await record_invoice_event(
+                session, principal, invoice, "invoice.paid", timezone=timezone
+            )
     elif outcome.declined is not None:
         declined = outcome.declined
         for allocation in sorted(held, key=lambda a: a.invoice_id):
@@ -167,8 +176,9 @@ async def record(
         payment.failure_message = declined.message[:500]
         payment.gateway_charge_reference = declined.charge_reference
         payment.settled_at = utcnow()
+        shown = present_payment(payment, method, allocations, numbers)
         await record_payment_event(
-            session, principal, payment, "payment.failed", hard_decline=declined.hard
+            session, principal, payment, "payment.failed", shown=shown, hard_decline=declined.hard
         )
     elif charge is not None:
         # The gateway took it but has not finished (a charge still `pending` there).
@@ -257,14 +267,6 @@ async def _same_order(payments: PaymentRepository, payment: Payment, order: Paym
             or (order.up_to and payment.amount <= order.amount)
         )
     )
-
-
-async def _customer_reference(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID
-) -> str | None:
-    client = await ClientRepository(session, principal).get(client_id)
-    assert client is not None, "a payment's client exists while the payment does"
-    return client.gateway_customer_reference
 
 
 def run_time_amount(ceiling: int, balance: int, reserved: int) -> int:

@@ -11,14 +11,23 @@ from app.core.principal import Principal
 from app.models import Payment, Refund
 from app.payments.presenter import present_payments
 from app.payments.repository import PaymentRepository
-from app.payments.schemas import RefundOut
+from app.payments.schemas import PaymentOut, RefundOut
 
 
 async def record_payment_event(
-    session: AsyncSession, principal: Principal, payment: Payment, type_: str, **details: Any
+    session: AsyncSession,
+    principal: Principal,
+    payment: Payment,
+    type_: str,
+    *,
+    shown: PaymentOut | None = None,
+    **details: Any,
 ) -> None:
-    await session.flush()
-    (shown,) = await present_payments(PaymentRepository(session, principal), [payment])
+    """`shown`: the payment as presented, when the caller has what that takes in hand
+    (`present_payment`); otherwise it is read."""
+    if shown is None:
+        await session.flush()
+        (shown,) = await present_payments(PaymentRepository(session, principal), [payment])
     record_event(
         session,
         tenant_id=payment.tenant_id,

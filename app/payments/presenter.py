@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.models import Payment, PaymentAllocation, PaymentMethod, Refund
 from app.payments.repository import PaymentRepository, RefundRepository
@@ -29,41 +29,46 @@ async def present_payments(
         allocations[allocation.payment_id].append(allocation)
         numbers[allocation.invoice_id] = number
         methods[method.id] = method
-    out = []
-    for payment in payments:
-        method = methods[payment.payment_method_id]
-        mine = allocations[payment.id]
-        out.append(
-            PaymentOut(
-                id=payment.id,
-                client_id=payment.client_id,
-                # The first invoice it pays; `allocations` has every one, once paid.
-                invoice_id=mine[0].invoice_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                status=payment.status,
-                origin=payment.origin,
-                scheduled_payment_id=payment.scheduled_payment_id,
-                payment_method=PaymentMethodSummary(
-                    id=method.id, type=method.type, brand=method.brand, last4=method.last4
-                ),
-                amount_refunded=payment.amount_refunded,
-                failure_code=payment.failure_code,
-                failure_message=payment.failure_message,
-                created_at=payment.created_at,
-                settled_at=payment.settled_at,
-                allocations=[
-                    AllocationOut(
-                        invoice_id=a.invoice_id,
-                        invoice_number=numbers.get(a.invoice_id),
-                        amount=a.amount,
-                    )
-                    for a in mine
-                    if a.status == "applied"
-                ],
+    return [
+        present_payment(p, methods[p.payment_method_id], allocations[p.id], numbers)
+        for p in payments
+    ]
+
+
+def present_payment(
+    payment: Payment,
+    method: PaymentMethod,
+    allocations: Sequence[PaymentAllocation],
+    numbers: Mapping[uuid.UUID, str | None],
+) -> PaymentOut:
+    """One payment from what is already loaded: its method, its allocations in their order
+    and its invoices' numbers (the money path has them in hand and reads nothing more)."""
+    return PaymentOut(
+        id=payment.id,
+        client_id=payment.client_id,
+        # The first invoice it pays; `allocations` has every one, once paid.
+        invoice_id=allocations[0].invoice_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,
+        origin=payment.origin,
+        scheduled_payment_id=payment.scheduled_payment_id,
+        payment_method=PaymentMethodSummary(
+            id=method.id, type=method.type, brand=method.brand, last4=method.last4
+        ),
+        amount_refunded=payment.amount_refunded,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+        created_at=payment.created_at,
+        settled_at=payment.settled_at,
+        allocations=[
+            AllocationOut(
+                invoice_id=a.invoice_id, invoice_number=numbers.get(a.invoice_id), amount=a.amount
             )
-        )
-    return out
+            for a in allocations
+            if a.status == "applied"
+        ],
+    )
 
 
 async def payment_detail(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import PageParams
 from app.core.repository import Repository, paginate
-from app.models import Invoice, Payment, PaymentAllocation, PaymentMethod, Refund
+from app.models import Client, Invoice, Payment, PaymentAllocation, PaymentMethod, Refund
 from app.payments.errors import PaymentNotFound
 
 
@@ -50,6 +50,55 @@ class PaymentRepository(Repository[Payment]):
         if found is None:
             raise self.not_found()
         return found
+
+    async def with_method_and_customer(
+        self, payment_id: uuid.UUID
+    ) -> tuple[Payment, PaymentMethod, str | None] | None:
+        """The payment (None: not the caller's), its method (deleted or not) and its client's
+        customer reference at the gateway: what asking the gateway again needs, in one
+        statement."""
+        tenant_id = self.principal.tenant_id
+        stmt = (
+            self.readable()
+            .add_columns(PaymentMethod, Client.gateway_customer_reference)
+            .join(
+                PaymentMethod,
+                (PaymentMethod.id == Payment.payment_method_id)
+                & (PaymentMethod.tenant_id == tenant_id),
+            )
+            .join(Client, (Client.id == Payment.client_id) & (Client.tenant_id == tenant_id))
+            .where(Payment.id == payment_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+    async def locked_with_allocations(
+        self, payment_id: uuid.UUID
+    ) -> tuple[Payment, PaymentMethod, list[PaymentAllocation]]:
+        """`locked`, with its method (deleted or not) and its allocations in their order, in
+        one statement (one row per allocation; only the payment's row is locked)."""
+        tenant_id = self.principal.tenant_id
+        stmt = (
+            self.readable()
+            .add_columns(PaymentMethod, PaymentAllocation)
+            .join(
+                PaymentMethod,
+                (PaymentMethod.id == Payment.payment_method_id)
+                & (PaymentMethod.tenant_id == tenant_id),
+            )
+            .join(
+                PaymentAllocation,
+                (PaymentAllocation.payment_id == Payment.id)
+                & (PaymentAllocation.tenant_id == tenant_id),
+            )
+            .where(Payment.id == payment_id)
+            .order_by(PaymentAllocation.position)
+            .with_for_update(of=Payment)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            raise self.not_found()
+        return rows[0][0], rows[0][1], [allocation for _, _, allocation in rows]
 
     def add_allocations(self, allocations: Sequence[PaymentAllocation]) -> None:
         self.session.add_all(allocations)

@@ -156,7 +156,7 @@ def attempt_finished(
     payment: ScheduledPayment,
     charge: Payment,
     *,
-    method_type: str,
+    method_type: str | None,
     retry_days: list[int],
     pending_wait: timedelta,
 ) -> str:
@@ -184,6 +184,7 @@ def attempt_finished(
         return "succeeded"
     if payment.resume_status is not None:
         return _end_manual(session, payment, charge)
+    assert method_type is not None, "a declined payment's method type is read"
     retry_at = next_retry_at(
         utcnow(), payment.attempts, retry_days, charge.failure_code, method_type
     )

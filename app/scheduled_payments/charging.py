@@ -79,11 +79,12 @@ class Attempts:
         system = Principal.system(claim.tenant_id)
         try:
             async with transaction(self.sessionmaker) as session:
-                row = await ScheduledPaymentRepository(session, system).claimed(claim)
-                if row is None:
+                found = await ScheduledPaymentRepository(session, system).claimed_for_attempt(claim)
+                if found is None:
                     return "skipped"  # finished by another runner, or canceled before it began
+                row, disputed = found
                 principal = ClientPrincipal.of(system, row.client_id)
-                if await TicketRepository(session, system).open_disputes([row.invoice_id]):
+                if disputed:
                     attempts.hold(session, await self._locked(session, system, claim))
                     return "held"
                 manual = row.resume_status is not None
@@ -141,6 +142,9 @@ class Attempts:
             up_to=True,
             origin="scheduled",
             request_key=keys.request_key,
+            # A row names the payment of its last attempt in the transaction that reserves it:
+            # one that names none has never had a payment, under any key.
+            request_key_unused=row.last_payment_id is None,
             scheduled_payment_id=row.id,
             gateway_key=keys.gateway_key,
         )
@@ -166,17 +170,24 @@ class Attempts:
             )
             if row is None or row.status != "processing":
                 return "skipped"
-            methods = await PaymentRepository(session, started.principal).methods(
-                {payment.payment_method_id}
-            )
             return attempts.attempt_finished(
                 session,
                 row,
                 payment,
-                method_type=methods[payment.payment_method_id].type,
+                method_type=await self._method_type(session, started.principal, payment),
                 retry_days=self.settings.scheduler_retry_days,
                 pending_wait=timedelta(seconds=self.settings.pending_reconcile_after_seconds),
             )
+
+    async def _method_type(
+        self, session: AsyncSession, principal: Principal, payment: Payment
+    ) -> str | None:
+        """What the retry rules ask of a declined payment's method; a payment that did not
+        fail needs no retry, and no read (None)."""
+        if payment.status != "failed":
+            return None
+        methods = await PaymentRepository(session, principal).methods({payment.payment_method_id})
+        return methods[payment.payment_method_id].type
 
     async def _refused(self, system: Principal, claim: Claim, refusal: Exception) -> str:
         """The attempt ends without a payment (the reserving transaction rolled back)."""

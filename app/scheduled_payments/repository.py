@@ -18,6 +18,7 @@ from app.core.pagination import PageParams
 from app.core.repository import Repository, paginate
 from app.models import ScheduledPayment
 from app.scheduled_payments.errors import ScheduledPaymentNotFound
+from app.tickets.repository import TicketRepository
 
 # Not finished: they still count against the invoice's balance, and a payment method they use
 # cannot be deleted.
@@ -135,6 +136,24 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def claimed_for_attempt(self, claim: Claim) -> tuple[ScheduledPayment, bool] | None:
+        """`claimed`, with whether its invoice has a billing dispute open: what an attempt
+        reads before it reserves, in one statement."""
+        disputed = TicketRepository.dispute_open(
+            self.principal.tenant_id, ScheduledPayment.invoice_id
+        )
+        stmt = (
+            self.readable()
+            .add_columns(disputed)
+            .where(
+                ScheduledPayment.id == claim.id,
+                ScheduledPayment.status == "processing",
+                ScheduledPayment.attempts == claim.attempt,
+            )
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], bool(row[1])) if row is not None else None
 
 
 class ScheduledPaymentQueue:

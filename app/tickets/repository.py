@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, literal_column, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Exists, Select, String, exists, literal_column, select, update
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 import app.models
 from app.core.pagination import PageParams
@@ -110,6 +110,20 @@ class TicketRepository(Repository[Ticket]):
             # Clients never see drafts, so they cannot point at one either.
             stmt = stmt.where(invoice.status != "draft")
         return (await self.session.execute(stmt)).first() is not None
+
+    @staticmethod
+    def dispute_open(
+        tenant_id: uuid.UUID,
+        invoice_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+    ) -> Exists:
+        """A condition for other domains' queries: the invoice `invoice_id` names has a
+        billing dispute still open (lets the runner learn it with the row it reads)."""
+        return exists().where(
+            Ticket.tenant_id == tenant_id,
+            Ticket.kind == "billing_dispute",
+            Ticket.status != "closed",
+            Ticket.invoice_id == invoice_id,
+        )
 
     async def open_disputes(self, invoice_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these invoices have a billing dispute still open."""
