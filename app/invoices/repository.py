@@ -7,10 +7,10 @@ the guarded statements at the end, which the payments service runs for each allo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
-from sqlalchemy import Select, case, delete, select, update
+from sqlalchemy import BigInteger, ColumnElement, Select, case, delete, literal, select, update
 
 from app.core.clock import utcnow
 from app.core.pagination import PageParams
@@ -195,49 +195,61 @@ class InvoiceRepository(Repository[Invoice]):
         """One of the caller's invoices, row-locked (None when it is not theirs)."""
         return await self.get(invoice_id, for_update=True)
 
-    async def hold(self, invoice_id: uuid.UUID, amount: int) -> bool:
-        """Reserve `amount` on an open invoice unless that would exceed what it owes. The guard
-        is in the statement itself, so it holds even where FOR UPDATE is a no-op (SQLite)."""
+    async def hold(self, amounts: Mapping[uuid.UUID, int]) -> set[uuid.UUID]:
+        """Reserve each invoice's amount on it while it is open, unless that would exceed
+        what it owes; returns the invoices held. One statement, whose guard holds even where
+        FOR UPDATE is a no-op (SQLite)."""
+        if not amounts:
+            return set()
+        part = _per_invoice(amounts)
         result = await self.session.execute(
             update(Invoice)
             .where(
-                Invoice.id == invoice_id,
+                Invoice.id.in_(amounts),
                 Invoice.tenant_id == self.principal.tenant_id,
                 Invoice.status == "open",
-                Invoice.amount_paid + Invoice.amount_reserved + amount <= Invoice.total,
+                Invoice.amount_paid + Invoice.amount_reserved + part <= Invoice.total,
             )
-            .values(amount_reserved=Invoice.amount_reserved + amount)
+            .values(amount_reserved=Invoice.amount_reserved + part)
+            .returning(Invoice.id)
             .execution_options(synchronize_session=False)
         )
-        return getattr(result, "rowcount", 0) == 1
+        return set(result.scalars())
 
-    async def apply_held(self, invoice_id: uuid.UUID, amount: int) -> tuple[Invoice, str]:
-        """A held amount was paid: it moves from reserved to paid; all paid closes the invoice.
-        Returns the invoice as it is after (any copy already loaded is refreshed) and its
-        tenant's time zone, for its event: one statement."""
+    async def apply_held(
+        self, amounts: Mapping[uuid.UUID, int]
+    ) -> dict[uuid.UUID, tuple[Invoice, str]]:
+        """Held amounts were paid: each moves from reserved to paid; all paid closes the
+        invoice. Returns each invoice as it is after (any copy already loaded is refreshed)
+        with its tenant's time zone, for its event: one statement."""
+        if not amounts:
+            return {}
+        part = _per_invoice(amounts)
         zone = select(Tenant.timezone).where(Tenant.id == Invoice.tenant_id).scalar_subquery()
         result = await self.session.execute(
             update(Invoice)
-            .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
+            .where(Invoice.id.in_(amounts), Invoice.tenant_id == self.principal.tenant_id)
             .values(
-                amount_paid=Invoice.amount_paid + amount,
-                amount_reserved=Invoice.amount_reserved - amount,
+                amount_paid=Invoice.amount_paid + part,
+                amount_reserved=Invoice.amount_reserved - part,
                 status=case(
-                    (Invoice.amount_paid + amount == Invoice.total, "paid"), else_=Invoice.status
+                    (Invoice.amount_paid + part == Invoice.total, "paid"), else_=Invoice.status
                 ),
                 updated_at=utcnow(),
             )
             .returning(Invoice, zone)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
-        invoice, timezone = result.one()
-        return invoice, str(timezone)
+        return {invoice.id: (invoice, str(timezone)) for invoice, timezone in result.all()}
 
-    async def release_held(self, invoice_id: uuid.UUID, amount: int) -> None:
+    async def release_held(self, amounts: Mapping[uuid.UUID, int]) -> None:
+        if not amounts:
+            return
+        part = _per_invoice(amounts)
         await self.session.execute(
             update(Invoice)
-            .where(Invoice.id == invoice_id, Invoice.tenant_id == self.principal.tenant_id)
-            .values(amount_reserved=Invoice.amount_reserved - amount)
+            .where(Invoice.id.in_(amounts), Invoice.tenant_id == self.principal.tenant_id)
+            .values(amount_reserved=Invoice.amount_reserved - part)
             .execution_options(synchronize_session=False)
         )
 
@@ -249,3 +261,12 @@ class InvoiceRepository(Repository[Invoice]):
             .values(amount_paid=Invoice.amount_paid - amount, status="open", updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def _per_invoice(amounts: Mapping[uuid.UUID, int]) -> ColumnElement[int]:
+    """Each invoice's own amount, in a statement over several invoices."""
+    whens = [
+        (Invoice.id == invoice_id, literal(amount, BigInteger))
+        for invoice_id, amount in amounts.items()
+    ]
+    return case(*whens, else_=literal(0, BigInteger))

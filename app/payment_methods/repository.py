@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Select, func, select, update
@@ -47,11 +48,11 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def live_with_customer(
-        self, method_id: uuid.UUID, *, client_id: uuid.UUID
-    ) -> tuple[PaymentMethod, str | None] | None:
-        """`live`, with the client's customer reference at the gateway: what a charge needs,
-        in one statement."""
+    async def live_with_customers(
+        self, method_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[PaymentMethod, str | None]]:
+        """Live methods by id, each with its client's customer reference at the gateway: what
+        charges need, in one statement. Whose method it is, the caller checks."""
         stmt = (
             self.readable()
             .add_columns(Client.gateway_customer_reference)
@@ -60,10 +61,9 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
                 (Client.id == PaymentMethod.client_id)
                 & (Client.tenant_id == PaymentMethod.tenant_id),
             )
-            .where(PaymentMethod.id == method_id, PaymentMethod.client_id == client_id)
+            .where(PaymentMethod.id.in_(method_ids))
         )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1]) if row is not None else None
+        return {m.id: (m, customer) for m, customer in (await self.session.execute(stmt)).all()}
 
     async def live_for_client(self, client_id: uuid.UUID) -> list[PaymentMethod]:
         stmt = (

@@ -9,7 +9,8 @@ payment is pending, is applied when it succeeds and released when it is declined
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from app.gateways.base import Charge, PaymentGateway
 from app.invoices.errors import InvoiceNotFound
 from app.invoices.events import record_invoice_event
 from app.invoices.repository import InvoiceRepository
-from app.models import Invoice, Payment, PaymentAllocation
+from app.models import Invoice, Payment, PaymentAllocation, PaymentMethod
 from app.payment_methods.repository import PaymentMethodRepository
 from app.payments.errors import (
     AmountTooLarge,
@@ -75,53 +76,135 @@ async def reserve(
                 raise IdempotencyKeyReused()
             return await prepare(session, principal, existing.id)
     invoices = await _payable_invoices(session, principal, order.invoice_ids)
-    found = await PaymentMethodRepository(session, principal).live_with_customer(
-        order.payment_method_id, client_id=principal.client_id
+    methods = await PaymentMethodRepository(session, principal).live_with_customers(
+        [order.payment_method_id]
     )
-    if found is None:
+    found = methods.get(order.payment_method_id)
+    if found is None or found[0].client_id != principal.client_id:
         raise Unprocessable("No such payment method.", loc=("body", "payment_method_id"))
-    method, customer = found
-    parts = _split(invoices, order.amount, up_to=order.up_to)
-    repo = InvoiceRepository(session, principal)
-    for invoice, part in sorted(parts, key=lambda p: p[0].id):
-        if not await repo.hold(invoice.id, part):
-            raise PaymentInProgress()
-    payment_id = uuid.uuid4()
-    payment = Payment(
-        id=payment_id,
-        tenant_id=principal.tenant_id,
-        client_id=principal.client_id,
-        payment_method_id=method.id,
-        amount=sum(part for _, part in parts),
-        currency=invoices[0].currency,
-        status="pending",
-        origin=order.origin,
-        scheduled_payment_id=order.scheduled_payment_id,
-        request_key=order.request_key,
-        gateway_idempotency_key=order.gateway_key or f"payment_{payment_id}",
-        amount_refunded=0,
-        gateway_attempts=0,
+    plan = _Plan(
+        principal, order, invoices, *found, _split(invoices, order.amount, up_to=order.up_to)
     )
-    payments.add(payment)
-    await session.flush()
-    allocations = [
-        PaymentAllocation(
-            tenant_id=principal.tenant_id,
-            payment_id=payment.id,
-            invoice_id=invoice.id,
-            position=position,
-            amount=part,
-            status="held",
+    if not await _hold(session, principal, [plan]):
+        raise PaymentInProgress()
+    (reserved,) = await _create(session, [plan])
+    return reserved
+
+
+async def reserve_many(
+    session: AsyncSession,
+    principal: Principal,
+    orders: Sequence[tuple[ClientPrincipal, PaymentOrder]],
+) -> list[Reserved[Charge] | None]:
+    """New payments of one tenant's clients reserved together, with a few statements for all
+    of them (the runner's group of due payments). Each order's request key must be unused.
+    None for an order that cannot be reserved now (an invoice not open or taken by another
+    order of the group, a method gone, nothing free): reserved alone, it says why."""
+    invoice_ids = sorted({i for _, order in orders for i in order.invoice_ids})
+    locked = {
+        i.id: i for i in await InvoiceRepository(session, principal).lock_for_payment(invoice_ids)
+    }
+    methods = await PaymentMethodRepository(session, principal).live_with_customers(
+        {order.payment_method_id for _, order in orders}
+    )
+    taken: set[uuid.UUID] = set()
+    plans = [_plan(payer, order, locked, methods, taken) for payer, order in orders]
+    ready = [plan for plan in plans if plan is not None]
+    # The rows are locked (or the database is ours alone: SQLite), so every hold is taken;
+    # if one is not, the group gives up whole and each order is reserved alone.
+    if not await _hold(session, principal, ready):
+        raise PaymentInProgress()
+    created = iter(await _create(session, ready))
+    return [next(created) if plan is not None else None for plan in plans]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A payment about to be reserved: who pays, for what, with which method, and each
+    invoice's part."""
+
+    payer: ClientPrincipal
+    order: PaymentOrder
+    invoices: list[Invoice]
+    method: PaymentMethod
+    customer: str | None
+    parts: list[tuple[Invoice, int]]
+
+
+def _plan(
+    payer: ClientPrincipal,
+    order: PaymentOrder,
+    locked: Mapping[uuid.UUID, Invoice],
+    methods: Mapping[uuid.UUID, tuple[PaymentMethod, str | None]],
+    taken: set[uuid.UUID],
+) -> _Plan | None:
+    assert order.request_key is None or order.request_key_unused, "no payment is resumed here"
+    invoices = [locked[i] for i in order.invoice_ids if i in locked]
+    payable = len(invoices) == len(order.invoice_ids) and all(
+        i.client_id == payer.client_id and i.status == "open" and i.id not in taken
+        for i in invoices
+    )
+    found = methods.get(order.payment_method_id)
+    if not payable or found is None or found[0].client_id != payer.client_id:
+        return None
+    try:
+        parts = _split(invoices, order.amount, up_to=order.up_to)
+    except (PaymentInProgress, AmountTooLarge):
+        return None
+    taken.update(i.id for i in invoices)
+    return _Plan(payer, order, invoices, *found, parts)
+
+
+async def _hold(session: AsyncSession, principal: Principal, plans: Sequence[_Plan]) -> bool:
+    """Each plan's parts held on its invoices, in one statement; False if any is not."""
+    wanted = {invoice.id: part for plan in plans for invoice, part in plan.parts}
+    return await InvoiceRepository(session, principal).hold(wanted) == set(wanted)
+
+
+async def _create(session: AsyncSession, plans: Sequence[_Plan]) -> list[Reserved[Charge]]:
+    """The pending payments, their held allocations and their events."""
+    made = []
+    for plan in plans:
+        payment_id = uuid.uuid4()
+        payment = Payment(
+            id=payment_id,
+            tenant_id=plan.payer.tenant_id,
+            client_id=plan.payer.client_id,
+            payment_method_id=plan.method.id,
+            amount=sum(part for _, part in plan.parts),
+            currency=plan.invoices[0].currency,
+            status="pending",
+            origin=plan.order.origin,
+            scheduled_payment_id=plan.order.scheduled_payment_id,
+            request_key=plan.order.request_key,
+            gateway_idempotency_key=plan.order.gateway_key or f"payment_{payment_id}",
             amount_refunded=0,
+            gateway_attempts=0,
         )
-        for position, (invoice, part) in enumerate(parts)
-    ]
-    payments.add_allocations(allocations)
-    numbers = {invoice.id: invoice.number for invoice in invoices}
-    shown = present_payment(payment, method, allocations, numbers)
-    await record_payment_event(session, principal, payment, "payment.pending", shown=shown)
+        made.append(PaymentRepository(session, plan.payer).add(payment))
+    await session.flush()  # the payments first: their allocations refer to them
+    reserved = []
+    for plan, payment in zip(plans, made, strict=True):
+        allocations = [
+            PaymentAllocation(
+                tenant_id=plan.payer.tenant_id,
+                payment_id=payment.id,
+                invoice_id=invoice.id,
+                position=position,
+                amount=part,
+                status="held",
+                amount_refunded=0,
+            )
+            for position, (invoice, part) in enumerate(plan.parts)
+        ]
+        PaymentRepository(session, plan.payer).add_allocations(allocations)
+        numbers = {invoice.id: invoice.number for invoice in plan.invoices}
+        shown = present_payment(payment, plan.method, allocations, numbers)
+        await record_payment_event(session, plan.payer, payment, "payment.pending", shown=shown)
+        call = _charge_call(payment, plan.method.gateway_reference, plan.customer)
+        reserved.append(Reserved(payment, call))
     await session.flush()
-    return Reserved(payment, _charge_call(payment, method.gateway_reference, customer))
+    return reserved
 
 
 async def prepare(
@@ -140,51 +223,100 @@ async def prepare(
 async def record(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID, outcome: Outcome[Charge]
 ) -> Payment:
-    payments = PaymentRepository(session, principal)
-    payment, method, allocations = await payments.locked_with_allocations(payment_id)
-    if payment.status != "pending":
-        return payment  # settled meanwhile by another settler, from the same charge
-    held = [a for a in allocations if a.status == "held"]
+    (payment,) = await record_many(session, principal, [(payment_id, outcome)])
+    return payment
+
+
+async def record_many(
+    session: AsyncSession,
+    principal: Principal,
+    outcomes: Sequence[tuple[uuid.UUID, Outcome[Charge]]],
+) -> list[Payment]:
+    """The gateway's answers for pending payments, recorded together: the payments locked in
+    id order, the invoices' money moved with one statement for all that were paid and one for
+    all that were declined. A payment settled meanwhile by another settler (from the same
+    charge) is left as it is."""
+    loaded = await PaymentRepository(session, principal).locked_with_allocations(
+        [payment_id for payment_id, _ in outcomes]
+    )
+    if len(loaded) != len({payment_id for payment_id, _ in outcomes}):
+        raise PaymentNotFound()
+    settling = [(loaded[payment_id], outcome) for payment_id, outcome in outcomes]
+    settling = [(found, outcome) for found, outcome in settling if found[0].status == "pending"]
+    paid: defaultdict[uuid.UUID, int] = defaultdict(int)
+    released: defaultdict[uuid.UUID, int] = defaultdict(int)
+    for (_, _, allocations), outcome in settling:
+        moved = paid if _succeeded(outcome) else released if outcome.declined else None
+        for allocation in allocations:
+            if moved is not None and allocation.status == "held":
+                moved[allocation.invoice_id] += allocation.amount
     invoices = InvoiceRepository(session, principal)
+    touched = sorted(paid.keys() | released.keys())
+    if len(touched) > 1:
+        # Several invoices: their rows are taken in id order first, as reserving takes
+        # them, so two settlers never wait on each other in a circle.
+        await invoices.lock_for_payment(touched)
+    after = await invoices.apply_held(paid)
+    await invoices.release_held(released)
+    announced: set[uuid.UUID] = set()
+    for (payment, method, allocations), outcome in settling:
+        await _settle(session, principal, payment, method, allocations, outcome, after, announced)
+    await session.flush()
+    return [loaded[payment_id][0] for payment_id, _ in outcomes]
+
+
+def _succeeded(outcome: Outcome[Charge]) -> bool:
+    return outcome.result is not None and outcome.result.status == "succeeded"
+
+
+async def _settle(
+    session: AsyncSession,
+    principal: Principal,
+    payment: Payment,
+    method: PaymentMethod,
+    allocations: list[PaymentAllocation],
+    outcome: Outcome[Charge],
+    after: Mapping[uuid.UUID, tuple[Invoice, str]],
+    announced: set[uuid.UUID],
+) -> None:
+    """One pending payment's outcome, once its invoices' money has moved: its status, its
+    allocations', and the events (`invoice.paid` once per invoice, by the payment that paid
+    the rest of it)."""
+    held = [a for a in allocations if a.status == "held"]
     charge = outcome.result
     payment.gateway_attempts += 1
-    numbers: dict[uuid.UUID, str | None] = {}
-    if charge is not None and charge.status == "succeeded":
-        paid = []
-        for allocation in sorted(held, key=lambda a: a.invoice_id):
-            invoice, timezone = await invoices.apply_held(allocation.invoice_id, allocation.amount)
-            numbers[invoice.id] = invoice.number
-            if invoice.status == "paid":
-                paid.append((invoice, timezone))
+    if charge is not None and _succeeded(outcome):
+        for allocation in held:
             allocation.status = "applied"
         payment.status = "succeeded"
         payment.gateway_charge_reference = charge.reference
         payment.settled_at = utcnow()
+        numbers = {a.invoice_id: after[a.invoice_id][0].number for a in held}
         shown = present_payment(payment, method, allocations, numbers)
         await record_payment_event(session, principal, payment, "payment.succeeded", shown=shown)
-        for invoice, timezone in paid:
-            await record_invoice_event(
-                session, principal, invoice, "invoice.paid", timezone=timezone
-            )
+        for allocation in sorted(held, key=lambda a: a.invoice_id):
+            invoice, timezone = after[allocation.invoice_id]
+            if invoice.status == "paid" and invoice.id not in announced:
+                announced.add(invoice.id)
+                await record_invoice_event(
+                    session, principal, invoice, "invoice.paid", timezone=timezone
+                )
     elif outcome.declined is not None:
         declined = outcome.declined
-        for allocation in sorted(held, key=lambda a: a.invoice_id):
-            await invoices.release_held(allocation.invoice_id, allocation.amount)
+        for allocation in held:
             allocation.status = "released"
         payment.status = "failed"
         payment.failure_code = declined.code
         payment.failure_message = declined.message[:500]
         payment.gateway_charge_reference = declined.charge_reference
         payment.settled_at = utcnow()
-        shown = present_payment(payment, method, allocations, numbers)
+        shown = present_payment(payment, method, allocations, {})
         await record_payment_event(
             session, principal, payment, "payment.failed", shown=shown, hard_decline=declined.hard
         )
     elif charge is not None:
         # The gateway took it but has not finished (a charge still `pending` there).
         payment.gateway_charge_reference = charge.reference
-    await session.flush()
-    return payment
 
 
 def _charge_call(

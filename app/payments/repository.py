@@ -4,7 +4,7 @@ for the page plus one each for the methods and the allocations behind it (no N+1
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Result, Select, func, select
@@ -73,10 +73,11 @@ class PaymentRepository(Repository[Payment]):
         return (row[0], row[1], row[2]) if row is not None else None
 
     async def locked_with_allocations(
-        self, payment_id: uuid.UUID
-    ) -> tuple[Payment, PaymentMethod, list[PaymentAllocation]]:
-        """`locked`, with its method (deleted or not) and its allocations in their order, in
-        one statement (one row per allocation; only the payment's row is locked)."""
+        self, payment_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[Payment, PaymentMethod, list[PaymentAllocation]]]:
+        """The payments, row-locked in id order, each with its method (deleted or not) and its
+        allocations in their order, in one statement (one row per allocation; only payments'
+        rows are locked). A payment not the caller's is missing."""
         tenant_id = self.principal.tenant_id
         stmt = (
             self.readable()
@@ -91,14 +92,14 @@ class PaymentRepository(Repository[Payment]):
                 (PaymentAllocation.payment_id == Payment.id)
                 & (PaymentAllocation.tenant_id == tenant_id),
             )
-            .where(Payment.id == payment_id)
-            .order_by(PaymentAllocation.position)
+            .where(Payment.id.in_(payment_ids))
+            .order_by(Payment.id, PaymentAllocation.position)
             .with_for_update(of=Payment)
         )
-        rows = (await self.session.execute(stmt)).all()
-        if not rows:
-            raise self.not_found()
-        return rows[0][0], rows[0][1], [allocation for _, _, allocation in rows]
+        found: dict[uuid.UUID, tuple[Payment, PaymentMethod, list[PaymentAllocation]]] = {}
+        for payment, method, allocation in (await self.session.execute(stmt)).all():
+            found.setdefault(payment.id, (payment, method, []))[2].append(allocation)
+        return found
 
     def add_allocations(self, allocations: Sequence[PaymentAllocation]) -> None:
         self.session.add_all(allocations)

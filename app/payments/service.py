@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,6 +65,16 @@ class PaymentService:
         """Step 1 in the caller's transaction (which must commit before `send`)."""
         return await charges.reserve(session, principal, order)
 
+    async def reserve_many(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        orders: Sequence[tuple[ClientPrincipal, PaymentOrder]],
+    ) -> list[Reserved[Charge] | None]:
+        """Step 1 for several new payments of one tenant at once (None: reserve that one
+        alone), in the caller's transaction."""
+        return await charges.reserve_many(session, principal, orders)
+
     async def send(self, reserved: Reserved[R]) -> Outcome[R]:
         """Step 2: the gateway call, outside any transaction."""
         assert reserved.call is not None, "only a pending payment or refund is sent"
@@ -91,6 +101,18 @@ class PaymentService:
         payment = await charges.record(session, principal, payment_id, outcome)
         _count(payment)
         return payment
+
+    async def record_many(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        outcomes: Sequence[tuple[uuid.UUID, Outcome[Charge]]],
+    ) -> list[Payment]:
+        """Step 3 for several payments of one tenant at once, in the caller's transaction."""
+        payments = await charges.record_many(session, principal, outcomes)
+        for payment in payments:
+            _count(payment)
+        return payments
 
     async def settled(self, principal: Principal, request_key: str) -> Payment | None:
         """The payment a request key made, once it is settled (None while it is pending or

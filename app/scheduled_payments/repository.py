@@ -137,9 +137,12 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def claimed_for_attempt(self, claim: Claim) -> tuple[ScheduledPayment, bool] | None:
-        """`claimed`, with whether its invoice has a billing dispute open: what an attempt
-        reads before it reserves, in one statement."""
+    async def claimed_for_attempts(
+        self, claims: Sequence[Claim], *, for_update: bool = False
+    ) -> dict[uuid.UUID, tuple[ScheduledPayment, bool]]:
+        """`claimed` for several claims at once, each row with whether its invoice has a
+        billing dispute open: what attempts read before they reserve, in one statement.
+        Locked rows are taken in id order."""
         disputed = TicketRepository.dispute_open(
             self.principal.tenant_id, ScheduledPayment.invoice_id
         )
@@ -147,13 +150,17 @@ class ScheduledPaymentRepository(Repository[ScheduledPayment]):
             self.readable()
             .add_columns(disputed)
             .where(
-                ScheduledPayment.id == claim.id,
+                tuple_(ScheduledPayment.id, ScheduledPayment.attempts).in_(
+                    [(claim.id, claim.attempt) for claim in claims]
+                ),
                 ScheduledPayment.status == "processing",
-                ScheduledPayment.attempts == claim.attempt,
             )
+            .order_by(ScheduledPayment.id)
         )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], bool(row[1])) if row is not None else None
+        if for_update:
+            stmt = stmt.with_for_update(of=ScheduledPayment)
+        rows = (await self.session.execute(stmt)).all()
+        return {row.id: (row, bool(flag)) for row, flag in rows}
 
 
 class ScheduledPaymentQueue:
