@@ -59,6 +59,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.security import create_access_token
 from app.gateways.base import GatewaySettings
 from app.gateways.fake import FakeGateway, ledger_summary
+from app.main import create_app
 from app.models import (
     AuthSession,
     Client,
@@ -81,12 +82,12 @@ from bench.runner_throughput import (
     _proc_stat,
     _process_tree_ticks,
     _rounded,
-    _stop,
     connection,
     inspect_server,
     machine,
 )
 from tests.factories import PASSWORD, password_hash
+from tests.perf.test_statements_per_request import counting
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -256,7 +257,9 @@ class Account:
     token: str
 
 
-async def _new_tenant(settings: Settings, clients: int, invoices: int) -> tuple[Any, list[Account]]:
+async def _new_tenant(
+    settings: Settings, clients: int, invoices: int
+) -> tuple[uuid.UUID, list[Account]]:
     """Empty tables, then one tenant with `clients` clients, each with a `tok_visa` card (made
     by the fake gateway) and a client user with a live session and a minted access token."""
     async with connection(settings) as conn:
@@ -468,8 +471,7 @@ class Replica:
 
 @contextlib.contextmanager
 def replicas(count: int, env: dict[str, str], workdir: Path) -> Iterator[list[Replica]]:
-    """`count` `billing-portal serve` processes on free ports, ready; stopped afterwards (a
-    SIGTERM: uvicorn shuts down cleanly, so a cProfile run writes its profile)."""
+    """`count` `billing-portal serve` processes on free ports, ready; stopped afterwards."""
     profiles = os.environ.get("BENCH_PROFILE_DIR")
     started: list[Replica] = []
     try:
@@ -492,7 +494,22 @@ def replicas(count: int, env: dict[str, str], workdir: Path) -> Iterator[list[Re
         asyncio.run(_wait_ready(started))
         yield started
     finally:
-        _stop([r.proc for r in started])
+        _interrupt([r.proc for r in started])
+
+
+def _interrupt(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT, not SIGTERM: uvicorn shuts down cleanly on either, then raises the signal again
+    itself; SIGTERM's default action would end the process before cProfile writes its file,
+    SIGINT's KeyboardInterrupt lets it."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    for proc in running:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 async def _wait_ready(started: list[Replica]) -> None:
@@ -790,6 +807,48 @@ async def database_commits(settings: Settings) -> int:
         return int(found.scalar_one())
 
 
+# --- statements per pay-now, in process ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatementCount:
+    requests: int
+    statements: float  # per pay-now
+    checkouts: float  # connections taken from the pool per pay-now (about its transactions)
+    by_verb: dict[str, float]
+
+
+async def _count_statements(settings: Settings, jobs: list[PayJob]) -> StatementCount:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            first = await _pay(http, "http://bench", jobs[0])  # warms the caches
+            with counting(app.state.engine) as count:
+                answers = [await _pay(http, "http://bench", job) for job in jobs[1:]]
+    finally:
+        await app.state.engine.dispose()
+    failed = [a for a in [first, *answers] if a.status != 201 or a.problem]
+    if failed:
+        raise SystemExit(f"in-process pay-now failed: {failed[0].status} {failed[0].problem}")
+    n = len(answers)
+    verbs = Counter(s.lstrip().split(None, 1)[0].upper() for s in count.statements)
+    return StatementCount(
+        requests=n,
+        statements=count.n / n,
+        checkouts=count.checkouts / n,
+        by_verb={verb: k / n for verb, k in sorted(verbs.items())},
+    )
+
+
+def count_statements(database_url: str, options: Options, workdir: Path) -> StatementCount:
+    """What one pay-now sends to the database: the app in this process (a private fake gateway,
+    no latency), one request at a time, after one to warm up."""
+    settings = bench_settings(database_url, workdir)
+    jobs = asyncio.run(seed_pay_now(settings, options.clients, 11))
+    return asyncio.run(_count_statements(settings, jobs))
+
+
 # --- reconcile -------------------------------------------------------------------------------
 
 
@@ -801,6 +860,8 @@ class ReconcileResult:
     already_charged: int
     seconds: float
     settled: int
+    statements_per_payment: float
+    checkouts_per_payment: float
     cpu_seconds: dict[str, float | None]
     load_average_before: float
     books: dict[str, Any]
@@ -817,7 +878,17 @@ class ReconcileResult:
         return self.concurrency / self.latency if self.latency else None
 
 
-async def _reconcile_timed(settings: Settings, concurrency: int) -> tuple[float, int, int, float]:
+@dataclass(frozen=True, slots=True)
+class ReconcileRun:
+    seconds: float
+    checked: int
+    settled: int
+    cpu_seconds: float
+    statements: int
+    checkouts: int
+
+
+async def _reconcile_timed(settings: Settings, concurrency: int) -> ReconcileRun:
     """reconcile() as `billing-portal reconcile` runs it (a CLI engine, the configured gateway),
     timed from the query of pending work to the last settle."""
     engine = create_engine(settings)
@@ -828,18 +899,26 @@ async def _reconcile_timed(settings: Settings, concurrency: int) -> tuple[float,
         cpu0, t0 = time.process_time(), time.perf_counter()
         if profile is not None:
             profile.enable()
-        report = await reconcile(
-            create_sessionmaker(engine),
-            gateway,
-            older_than=timedelta(0),
-            concurrency=concurrency,
-        )
+        with counting(engine) as count:  # a function call per statement: noise here
+            report = await reconcile(
+                create_sessionmaker(engine),
+                gateway,
+                older_than=timedelta(0),
+                concurrency=concurrency,
+            )
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         if profile is not None:
             profile.disable()
             latency = int(settings.fake_gateway_latency_seconds * 1000)
             profile.dump_stats(f"{profiles}/reconcile-{concurrency}-{latency}ms.prof")
-        return seconds, report.payments_checked, report.payments_settled, cpu
+        return ReconcileRun(
+            seconds,
+            report.payments_checked,
+            report.payments_settled,
+            cpu,
+            count.n,
+            count.checkouts,
+        )
     finally:
         await gateway.aclose()
         await engine.dispose()
@@ -857,9 +936,10 @@ def run_reconcile(
     keys = asyncio.run(_pending_keys(settings))
     load = os.getloadavg()[0]
     before = Ticks.take([], server.pid)
-    seconds, checked, settled, own_cpu = asyncio.run(_reconcile_timed(settings, config.concurrency))
+    run = asyncio.run(_reconcile_timed(settings, config.concurrency))
+    seconds, checked, settled = run.seconds, run.checked, run.settled
     cpu = cpu_between(before, Ticks.take([], server.pid))
-    cpu["reconcile"] = own_cpu
+    cpu["reconcile"] = run.cpu_seconds
     del cpu["replicas"], cpu["driver"]
     books = read_books(settings, ledger, keys)
     duplicates = max(books.ledger_duplicates, books.db_duplicates)
@@ -887,6 +967,8 @@ def run_reconcile(
         already_charged=already,
         seconds=seconds,
         settled=settled,
+        statements_per_payment=run.statements / count,
+        checkouts_per_payment=run.checkouts / count,
         cpu_seconds=cpu,
         load_average_before=load,
         books=asdict(books),
@@ -958,7 +1040,9 @@ def print_reconcile(results: list[ReconcileResult]) -> None:
             f"({r.already_charged} already charged) in {r.seconds:.2f} s = "
             f"{r.per_second:.0f} payments/s{bound}; CPU reconcile "
             f"{_fmt(cpu['reconcile'], '.1f')} s ({(cpu['reconcile'] or 0) / r.payments * 1000:.1f}"
-            f" ms each), postgres {_fmt(cpu['postgres'], '.1f')} s; duplicates "
+            f" ms each), postgres {_fmt(cpu['postgres'], '.1f')} s; "
+            f"{r.statements_per_payment:.1f} statements and {r.checkouts_per_payment:.1f} "
+            "connection checkouts per payment; duplicates "
             f"{r.duplicate_charges} (ledger {r.books['ledger_duplicates']}, "
             f"database {r.books['db_duplicates']})"
         )
@@ -991,6 +1075,7 @@ def write_json(
     path: Path,
     pay_now: list[PayNowResult],
     reconciled: list[ReconcileResult],
+    statements: StatementCount,
     options: Options,
     server: Server,
 ) -> None:
@@ -1016,6 +1101,7 @@ def write_json(
             | {"pay_now_per_second": r.per_second, "cpu_ms_per_pay_now": r.cpu_ms_per_payment}
             for r in pay_now
         ],
+        "statements_per_pay_now": asdict(statements),
         "reconcile": [asdict(r) | {"payments_per_second": r.per_second} for r in reconciled],
         "summary": summary(pay_now, reconciled, options),
     }
@@ -1045,13 +1131,21 @@ def benchmark(options: Options, workdir: Path) -> int:
         for count in options.replicas:
             print(f"  pay-now, {count} replica(s)...", flush=True)
             pay_now.append(run_pay_now(database_url, options, server, count, workdir))
+        print("  statements per pay-now, in process...", flush=True)
+        statements = count_statements(database_url, options, workdir)
         for config in options.reconcile_configs:
             print(f"  reconcile, {config.label}...", flush=True)
             reconciled.append(run_reconcile(database_url, options, server, config, workdir))
     print_pay_now(pay_now)
+    print(
+        f"\none pay-now sends {statements.statements:.1f} statements "
+        f"({', '.join(f'{v:g} {k}' for k, v in statements.by_verb.items())}) over "
+        f"{statements.checkouts:.1f} connection checkouts (in process, one at a time, the mean "
+        f"of {statements.requests})"
+    )
     print_reconcile(reconciled)
     if options.json_path is not None:
-        write_json(options.json_path, pay_now, reconciled, options, server)
+        write_json(options.json_path, pay_now, reconciled, statements, options, server)
     problems = [(f"{r.replicas} replica(s)", p) for r in pay_now for p in r.problems]
     problems += [(f"reconcile {r.concurrency}", p) for r in reconciled for p in r.problems]
     for where, problem in problems:
