@@ -724,6 +724,21 @@ class PayNowResult:
     def cpu_ms_per_payment(self) -> float:
         return float(self.cpu_seconds["replicas"] or 0) / self.requests * 1000
 
+    @property
+    def server_cpu_ms_per_payment(self) -> float | None:
+        """The replicas' and PostgreSQL's CPU per pay-now (not the load generator's)."""
+        postgres = self.cpu_seconds["postgres"]
+        return (
+            None if postgres is None else self.cpu_ms_per_payment + postgres / self.requests * 1000
+        )
+
+    @property
+    def cpu_ceiling(self) -> float | None:
+        """Pay-now/s this machine's cores could give at this CPU per pay-now, with nothing else
+        running on them (no load generator, no other work)."""
+        server = self.server_cpu_ms_per_payment
+        return len(os.sched_getaffinity(0)) * 1000 / server if server else None
+
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -1018,6 +1033,13 @@ def print_pay_now(results: list[PayNowResult]) -> None:
             f"{_fmt(cpu['machine_busy'], '.0%')}, load average before {r.load_average_before:.1f}"
             f"; {r.transactions_per_pay_now:.1f} database transactions per pay-now"
         )
+    cores = len(os.sched_getaffinity(0))
+    for r in results:
+        print(
+            f"  {r.replicas} replica(s): replicas + postgres "
+            f"{_fmt(r.server_cpu_ms_per_payment, '.1f')} ms CPU per pay-now: {cores} cores with "
+            f"nothing else on them would give at most {_fmt(r.cpu_ceiling, '.0f')} pay-now/s"
+        )
     print("\nduplicates, two ways (ledger charges per invoice answered; database payments):")
     for r in results:
         b = r.books
@@ -1046,6 +1068,14 @@ def print_reconcile(results: list[ReconcileResult]) -> None:
             f"{r.duplicate_charges} (ledger {r.books['ledger_duplicates']}, "
             f"database {r.books['db_duplicates']})"
         )
+    for r in results:
+        own = r.cpu_seconds["reconcile"]
+        if own:
+            print(
+                f"  {r.concurrency} at once, {r.latency * 1000:g} ms: one process (one event "
+                f"loop, one core) at {own / r.payments * 1000:.1f} ms CPU each settles at most "
+                f"{r.payments / own:.0f} payments/s"
+            )
 
 
 def summary(
@@ -1098,11 +1128,25 @@ def write_json(
         },
         "pay_now": [
             asdict(r)
-            | {"pay_now_per_second": r.per_second, "cpu_ms_per_pay_now": r.cpu_ms_per_payment}
+            | {
+                "pay_now_per_second": r.per_second,
+                "replica_cpu_ms_per_pay_now": r.cpu_ms_per_payment,
+                "server_cpu_ms_per_pay_now": r.server_cpu_ms_per_payment,
+                "cpu_ceiling_per_second": r.cpu_ceiling,
+            }
             for r in pay_now
         ],
         "statements_per_pay_now": asdict(statements),
-        "reconcile": [asdict(r) | {"payments_per_second": r.per_second} for r in reconciled],
+        "reconcile": [
+            asdict(r)
+            | {
+                "payments_per_second": r.per_second,
+                "one_core_ceiling_per_second": (
+                    r.payments / r.cpu_seconds["reconcile"] if r.cpu_seconds["reconcile"] else None
+                ),
+            }
+            for r in reconciled
+        ],
         "summary": summary(pay_now, reconciled, options),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
