@@ -677,18 +677,25 @@ class Ticks:
 
 
 def cpu_between(before: Ticks, after: Ticks) -> dict[str, float | None]:
-    """CPU seconds of the replicas, PostgreSQL and this process (the load generator); the
-    machine's busy fraction."""
-    busy = None
+    """CPU seconds of the replicas, PostgreSQL, this process (the load generator) and
+    everything else on the machine (other work, not the benchmark's); the machine's busy
+    fraction."""
+    busy = everything = None
     if before.machine and after.machine and after.machine[1] > before.machine[1]:
-        busy = (after.machine[0] - before.machine[0]) / (after.machine[1] - before.machine[1])
+        used = after.machine[0] - before.machine[0]
+        busy, everything = used / (after.machine[1] - before.machine[1]), used / _TICK
     postgres = None
     if before.postgres is not None and after.postgres is not None:
         postgres = (after.postgres - before.postgres) / _TICK
+    replicas, driver = (after.replicas - before.replicas) / _TICK, after.driver - before.driver
+    others = None
+    if everything is not None:
+        others = max(0.0, everything - replicas - driver - (postgres or 0.0))
     return {
-        "replicas": (after.replicas - before.replicas) / _TICK,
+        "replicas": replicas,
         "postgres": postgres,
-        "driver": after.driver - before.driver,
+        "driver": driver,
+        "others": others,
         "machine_busy": busy,
     }
 
@@ -1029,7 +1036,8 @@ def print_pay_now(results: list[PayNowResult]) -> None:
         print(
             f"  {r.replicas} replica(s): replicas {_fmt(cpu['replicas'], '.1f')} "
             f"({r.cpu_ms_per_payment:.1f} ms per pay-now), postgres {_fmt(cpu['postgres'], '.1f')}"
-            f", load generator {_fmt(cpu['driver'], '.1f')}; machine busy "
+            f", load generator {_fmt(cpu['driver'], '.1f')}, other processes "
+            f"{_fmt(cpu['others'], '.1f')}; machine busy "
             f"{_fmt(cpu['machine_busy'], '.0%')}, load average before {r.load_average_before:.1f}"
             f"; {r.transactions_per_pay_now:.1f} database transactions per pay-now"
         )
@@ -1062,7 +1070,8 @@ def print_reconcile(results: list[ReconcileResult]) -> None:
             f"({r.already_charged} already charged) in {r.seconds:.2f} s = "
             f"{r.per_second:.0f} payments/s{bound}; CPU reconcile "
             f"{_fmt(cpu['reconcile'], '.1f')} s ({(cpu['reconcile'] or 0) / r.payments * 1000:.1f}"
-            f" ms each), postgres {_fmt(cpu['postgres'], '.1f')} s; "
+            f" ms each), postgres {_fmt(cpu['postgres'], '.1f')} s, other processes "
+            f"{_fmt(cpu['others'], '.1f')} s; "
             f"{r.statements_per_payment:.1f} statements and {r.checkouts_per_payment:.1f} "
             "connection checkouts per payment; duplicates "
             f"{r.duplicate_charges} (ledger {r.books['ledger_duplicates']}, "
