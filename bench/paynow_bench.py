@@ -8,10 +8,17 @@ database, all sharing one fake-gateway ledger file with a fixed latency; drives 
 with an httpx load generator, each request paying one distinct open invoice with an
 `Idempotency-Key`. Prints pay-now/s, p50/p99, CPU, errors (must be 0), and counts duplicate
 charges two independent ways (the gateway's ledger against the answers, and the database).
+Then counts the statements one pay-now sends, with the app in this process.
 
 Reconcile: seeds payments left `pending` with their amounts held (as a lost gateway answer
 leaves them: half already charged at the gateway, half never reached it) and times
-`app.payments.reconcile.reconcile` (what `billing-portal reconcile` runs) settling them all.
+`app.payments.reconcile.reconcile` (what `billing-portal reconcile` runs) settling them all,
+for each `--reconcile` concurrency and gateway latency; every one must end `succeeded`.
+
+CPU is read from /proc for the replicas, PostgreSQL's processes, this one and everything else
+on the machine, so a shared machine's noise shows; the CPU per pay-now gives the ceiling this
+machine's cores allow. BENCH_PROFILE_DIR=dir runs each replica, and the reconcile, under
+cProfile and keeps the profiles there.
 
     .venv/bin/python bench/paynow_bench.py --quick          # what `python3 dev.py bench` runs
     .venv/bin/python bench/paynow_bench.py                  # the full sizes
