@@ -226,6 +226,8 @@ def cmd_bench(full: bool) -> int:
         # P4: against a 200 ms gateway (where CPU is not the limit), then a 50 ms one.
         [python, "bench/runner_throughput.py", *runner, "--latency", "0.2"],
         [python, "bench/runner_throughput.py", *runner, "--latency", "0.05"],
+        # P6: pay-now over 1 and 3 API replicas against a 50 ms gateway; reconcile.
+        [python, "bench/paynow_bench.py", *quick],
     ]
     failed = 0
     for cmd in runs:
