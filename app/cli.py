@@ -250,6 +250,7 @@ async def _reconcile(
             gateway,
             older_than=timedelta(seconds=older_than),
             limit=limit,
+            concurrency=settings.reconcile_concurrency,
         )
     finally:
         await gateway.aclose()

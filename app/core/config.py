@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     scheduler_lease_seconds: int = Field(default=60, ge=10)
     scheduler_retry_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     pending_reconcile_after_seconds: int = Field(default=60, ge=0)
+    # Pending payments asked about at once: each waits on the gateway, and they are read and
+    # recorded in groups, so many in flight cost few connections (the rate limit still holds).
+    reconcile_concurrency: int = Field(default=32, ge=1, le=200)
 
     # Webhooks (app/webhooks): the key that encrypts endpoint secrets at rest (unset: derived
     # from the JWT signing key), private and plain-http targets (development and tests only),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,7 @@ from app.payments.events import record_payment_event
 from app.payments.outcome import GatewayCall, Outcome, Reserved
 from app.payments.presenter import present_payment
 from app.payments.repository import PaymentRepository
+from app.payments.schemas import PaymentOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,27 +212,44 @@ async def prepare(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID
 ) -> Reserved[Charge]:
     """A payment and, while it is pending, the call that settles it (with the same key)."""
-    found = await PaymentRepository(session, principal).with_method_and_customer(payment_id)
+    found = (await prepare_many(session, principal, [payment_id])).get(payment_id)
     if found is None:
         raise PaymentNotFound()
-    payment, method, customer = found
-    if payment.status != "pending":
-        return Reserved(payment)
-    return Reserved(payment, _charge_call(payment, method.gateway_reference, customer))
+    return found
+
+
+async def prepare_many(
+    session: AsyncSession, principal: Principal, payment_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Reserved[Charge]]:
+    """`prepare` for several payments at once (a payment not the caller's is missing)."""
+    found = await PaymentRepository(session, principal).with_method_and_customer(payment_ids)
+    prepared: dict[uuid.UUID, Reserved[Charge]] = {}
+    for payment_id, (payment, method, customer) in found.items():
+        call = _charge_call(payment, method.gateway_reference, customer)
+        prepared[payment_id] = Reserved(payment, call if payment.status == "pending" else None)
+    return prepared
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    payment: Payment
+    # The payment as the API shows it after this outcome, with nothing refunded yet (None: it
+    # was settled before, or is still pending): what pay-now answers without reading again.
+    shown: PaymentOut | None
 
 
 async def record(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID, outcome: Outcome[Charge]
-) -> Payment:
-    (payment,) = await record_many(session, principal, [(payment_id, outcome)])
-    return payment
+) -> Recorded:
+    (recorded,) = await record_many(session, principal, [(payment_id, outcome)])
+    return recorded
 
 
 async def record_many(
     session: AsyncSession,
     principal: Principal,
     outcomes: Sequence[tuple[uuid.UUID, Outcome[Charge]]],
-) -> list[Payment]:
+) -> list[Recorded]:
     """The gateway's answers for pending payments, recorded together: the payments locked in
     id order, the invoices' money moved with one statement for all that were paid and one for
     all that were declined. A payment settled meanwhile by another settler (from the same
@@ -259,10 +277,13 @@ async def record_many(
     after = await invoices.apply_held(paid)
     await invoices.release_held(released)
     announced: set[uuid.UUID] = set()
+    shown: dict[uuid.UUID, PaymentOut | None] = {}
     for (payment, method, allocations), outcome in settling:
-        await _settle(session, principal, payment, method, allocations, outcome, after, announced)
+        shown[payment.id] = await _settle(
+            session, principal, payment, method, allocations, outcome, after, announced
+        )
     await session.flush()
-    return [loaded[payment_id][0] for payment_id, _ in outcomes]
+    return [Recorded(loaded[payment_id][0], shown.get(payment_id)) for payment_id, _ in outcomes]
 
 
 def _succeeded(outcome: Outcome[Charge]) -> bool:
@@ -278,7 +299,7 @@ async def _settle(
     outcome: Outcome[Charge],
     after: Mapping[uuid.UUID, tuple[Invoice, str]],
     announced: set[uuid.UUID],
-) -> None:
+) -> PaymentOut | None:
     """One pending payment's outcome, once its invoices' money has moved: its status, its
     allocations', and the events (`invoice.paid` once per invoice, by the payment that paid
     the rest of it)."""
@@ -301,7 +322,8 @@ async def _settle(
                 await record_invoice_event(
                     session, principal, invoice, "invoice.paid", timezone=timezone
                 )
-    elif outcome.declined is not None:
+        return shown
+    if outcome.declined is not None:
         declined = outcome.declined
         for allocation in held:
             allocation.status = "released"
@@ -314,9 +336,11 @@ async def _settle(
         await record_payment_event(
             session, principal, payment, "payment.failed", shown=shown, hard_decline=declined.hard
         )
-    elif charge is not None:
+        return shown
+    if charge is not None:
         # The gateway took it but has not finished (a charge still `pending` there).
         payment.gateway_charge_reference = charge.reference
+    return None
 
 
 def _charge_call(

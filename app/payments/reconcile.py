@@ -22,7 +22,8 @@ from app.payments.service import PaymentService
 
 logger = logging.getLogger("billing_portal.reconcile")
 
-DEFAULT_CONCURRENCY = 8
+# As `BILLING_RECONCILE_CONCURRENCY` defaults (the commands pass the setting).
+DEFAULT_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,11 +52,11 @@ class PaymentRepository(Repository[Payment]):
         return found
 
     async def with_method_and_customer(
-        self, payment_id: uuid.UUID
-    ) -> tuple[Payment, PaymentMethod, str | None] | None:
-        """The payment (None: not the caller's), its method (deleted or not) and its client's
-        customer reference at the gateway: what asking the gateway again needs, in one
-        statement."""
+        self, payment_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[Payment, PaymentMethod, str | None]]:
+        """The payments (a payment not the caller's is missing), each with its method (deleted
+        or not) and its client's customer reference at the gateway: what asking the gateway
+        again needs, in one statement."""
         tenant_id = self.principal.tenant_id
         stmt = (
             self.readable()
@@ -67,10 +67,10 @@ class PaymentRepository(Repository[Payment]):
                 & (PaymentMethod.tenant_id == tenant_id),
             )
             .join(Client, (Client.id == Payment.client_id) & (Client.tenant_id == tenant_id))
-            .where(Payment.id == payment_id)
+            .where(Payment.id.in_(payment_ids))
         )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        rows = (await self.session.execute(stmt)).all()
+        return {payment.id: (payment, method, customer) for payment, method, customer in rows}
 
     async def locked_with_allocations(
         self, payment_ids: Collection[uuid.UUID]

@@ -152,7 +152,8 @@ async def _charged(
     order: PaymentOrder,
 ) -> PaymentDetail:
     """The payment made, as the API shows it; a decline is 402, an unknown outcome 503."""
-    return await _answer(sessionmaker, acting, await payments.pay(acting, order))
+    made = await payments.pay(acting, order)
+    return await _answer(sessionmaker, acting, made.payment, made.shown)
 
 
 def _settled(
@@ -173,8 +174,13 @@ def _settled(
 
 
 async def _answer(
-    sessionmaker: async_sessionmaker[AsyncSession], principal: Principal, payment: Payment
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    payment: Payment,
+    shown: PaymentOut | None = None,
 ) -> PaymentDetail:
+    """The payment as the API shows it (`shown`: as its record just presented it, so nothing
+    is read again; a payment that has just succeeded has no refunds yet)."""
     if payment.status == "failed":
         raise PaymentDeclined(
             payment_id=payment.id,
@@ -183,6 +189,8 @@ async def _answer(
         )
     if payment.status == "pending":
         raise PaymentPending(payment.id)
+    if shown is not None:
+        return PaymentDetail(**dict(shown), refunds=[])
     async with transaction(sessionmaker) as session:
         return await payment_detail(
             PaymentRepository(session, principal), RefundRepository(session, principal), payment

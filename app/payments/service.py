@@ -26,17 +26,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import transaction
 from app.core.db_unavailable import is_database_unavailable
+from app.core.group_commit import GroupCommit
 from app.core.metrics import PAYMENTS, time_gateway_call
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge, GatewayDeclined, GatewayError, PaymentGateway
 from app.models import Payment, Refund
 from app.payments import charges, refunds
-from app.payments.charges import PaymentOrder
+from app.payments.charges import PaymentOrder, Recorded
 from app.payments.errors import PaymentPending, RefundPending
 from app.payments.outcome import Outcome, Reserved
 from app.payments.repository import PaymentRepository
 
 logger = logging.getLogger("billing_portal.payments")
+
+# The most settles read or recorded in one transaction.
+GROUP_SIZE = 50
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -50,13 +54,17 @@ class PaymentService:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.gateway = gateway
+        self._preparing = GroupCommit(self._prepare_group, max_size=GROUP_SIZE)
+        self._recording = GroupCommit(self._record_group, max_size=GROUP_SIZE)
 
     # -- charges -------------------------------------------------------------------------
 
-    async def pay(self, principal: ClientPrincipal, order: PaymentOrder) -> Payment:
+    async def pay(self, principal: ClientPrincipal, order: PaymentOrder) -> Recorded:
         """Reserve, charge and record; the payment in its final (or still pending) state."""
         async with transaction(self.sessionmaker) as session:
             reserved = await charges.reserve(session, principal, order)
+        if reserved.call is None:
+            return Recorded(reserved.record, None)  # a retry that found it settled
         return await self._complete(principal, reserved, charges.record)
 
     async def reserve(
@@ -98,7 +106,7 @@ class PaymentService:
         outcome: Outcome[Charge],
     ) -> Payment:
         """Step 3 in the caller's transaction."""
-        payment = await charges.record(session, principal, payment_id, outcome)
+        payment = (await charges.record(session, principal, payment_id, outcome)).payment
         _count(payment)
         return payment
 
@@ -109,7 +117,7 @@ class PaymentService:
         outcomes: Sequence[tuple[uuid.UUID, Outcome[Charge]]],
     ) -> list[Payment]:
         """Step 3 for several payments of one tenant at once, in the caller's transaction."""
-        payments = await charges.record_many(session, principal, outcomes)
+        payments = [r.payment for r in await charges.record_many(session, principal, outcomes)]
         for payment in payments:
             _count(payment)
         return payments
@@ -122,10 +130,49 @@ class PaymentService:
         return payment if payment is not None and payment.status != "pending" else None
 
     async def settle(self, principal: Principal, payment_id: uuid.UUID) -> Payment:
-        """A payment left pending, settled by asking the gateway again with its own key."""
+        """A payment left pending, settled by asking the gateway again with its own key.
+
+        Settles running at once (reconciliation's) are read together and recorded together
+        (`GroupCommit`); a group that fails leaves each to be done alone."""
+        try:
+            reserved = await self._preparing.submit((principal, payment_id))
+        except Exception:
+            logger.warning("preparing a group failed; each is prepared alone", exc_info=True)
+            reserved = None
+        if reserved is None:  # not found in the group: alone, it says why
+            async with transaction(self.sessionmaker) as session:
+                reserved = await charges.prepare(session, principal, payment_id)
+        if reserved.call is None:
+            settled: Payment = reserved.record
+            return settled
+        outcome = await self.send(reserved)
+        try:
+            return await self._recording.submit((principal, payment_id, outcome))
+        except Exception:
+            logger.warning("recording a group failed; each is recorded alone", exc_info=True)
+        return (await self._record_outcome(principal, reserved, charges.record, outcome)).payment
+
+    async def _prepare_group(
+        self, items: Sequence[tuple[Principal, uuid.UUID]]
+    ) -> list[Reserved[Charge] | None]:
+        found: dict[tuple[Principal, uuid.UUID], Reserved[Charge]] = {}
         async with transaction(self.sessionmaker) as session:
-            reserved = await charges.prepare(session, principal, payment_id)
-        return await self._complete(principal, reserved, charges.record)
+            for principal, ids in _by_principal(items).items():
+                prepared = await charges.prepare_many(session, principal, ids)
+                found |= {(principal, i): reserved for i, reserved in prepared.items()}
+        return [found.get(item) for item in items]
+
+    async def _record_group(
+        self, items: Sequence[tuple[Principal, uuid.UUID, Outcome[Charge]]]
+    ) -> list[Payment]:
+        outcomes = {(principal, i): outcome for principal, i, outcome in items}
+        done: dict[tuple[Principal, uuid.UUID], Payment] = {}
+        async with transaction(self.sessionmaker) as session:
+            for principal, ids in _by_principal([(p, i) for p, i, _ in items]).items():
+                pairs = [(i, outcomes[principal, i]) for i in ids]
+                payments = await self.record_many(session, principal, pairs)
+                done |= {(principal, i): payment for i, payment in zip(ids, payments, strict=True)}
+        return [done[principal, i] for principal, i, _ in items]
 
     # -- refunds -------------------------------------------------------------------------
 
@@ -157,7 +204,15 @@ class PaymentService:
         if reserved.call is None:
             settled: T = reserved.record
             return settled
-        outcome = await self.send(reserved)
+        return await self._record_outcome(principal, reserved, record, await self.send(reserved))
+
+    async def _record_outcome(
+        self,
+        principal: Principal,
+        reserved: Reserved[R],
+        record: Recorder[R, T],
+        outcome: Outcome[R],
+    ) -> T:
         try:
             async with transaction(self.sessionmaker) as session:
                 done = await record(session, principal, reserved.record.id, outcome)
@@ -173,9 +228,16 @@ class PaymentService:
             if isinstance(reserved.record, Payment):
                 raise PaymentPending(reserved.record.id) from None
             raise RefundPending(reserved.record.id) from None
-        if isinstance(done, Payment):
-            _count(done)
+        if isinstance(done, Recorded):
+            _count(done.payment)
         return done
+
+
+def _by_principal(items: Sequence[tuple[Principal, uuid.UUID]]) -> dict[Principal, list[uuid.UUID]]:
+    grouped: dict[Principal, list[uuid.UUID]] = {}
+    for principal, record_id in items:
+        grouped.setdefault(principal, []).append(record_id)
+    return grouped
 
 
 def _count(payment: Payment) -> None:

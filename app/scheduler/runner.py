@@ -132,6 +132,7 @@ class PaymentRunner:
             self.sessionmaker,
             self.gateway,
             older_than=timedelta(seconds=self.settings.pending_reconcile_after_seconds),
+            concurrency=self.settings.reconcile_concurrency,
             stop=self.stop,
         )
         report.reconciled = settled.payments_settled + settled.refunds_settled

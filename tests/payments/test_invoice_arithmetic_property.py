@@ -266,7 +266,7 @@ async def run_step(
         service = CrashingService(sessionmaker, gateway) if kind == "crash" else payments
         refused: Exception | None = None
         try:
-            payment = await service.pay(books.payer, books.order(method, amount))
+            payment = (await service.pay(books.payer, books.order(method, amount))).payment
         except (Crashed, InvoiceNotPayable, AmountTooLarge, PaymentInProgress) as exc:
             refused = exc
         if isinstance(refused, Crashed):

@@ -73,7 +73,7 @@ async def test_reconcile_settles_every_pending_payment_and_refund_and_limit_sett
     service = PaymentService(sessionmaker, failing)
     methods = dict(owners.cards)
     system = Principal.system(owners.tenant_id)
-    made = await at_most_eight_at_once(
+    recorded = await at_most_eight_at_once(
         [
             service.pay(
                 ClientPrincipal.of(system, invoice.client_id),
@@ -82,6 +82,7 @@ async def test_reconcile_settles_every_pending_payment_and_refund_and_limit_sett
             for invoice in invoices
         ]
     )
+    made = [r.payment for r in recorded]
     assert {p.status for p in made} == {"pending"}
     assert ledger_summary(str(ledger))["charges"] == PENDING - PENDING // 2
     oldest = sorted(made, key=lambda p: (p.created_at, p.id))

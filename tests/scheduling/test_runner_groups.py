@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.gateways.fake import FakeGateway
 from app.models import Event, Invoice, Payment
+from app.payments.reconcile import reconcile
 from app.payments.service import PaymentService
 from app.scheduled_payments.repository import Claim
 from app.scheduler.runner import PaymentRunner
@@ -36,6 +38,8 @@ from tests.scheduling.helpers import (
 # payments, allocations, events, rows: 8) and record (payments, invoices locked, invoices paid,
 # payments, allocations, events, rows locked, their events, rows: 9), against 16 each alone.
 GROUP_OF_EIGHT = 17
+# Reconciliation of six: what is pending (payments, refunds), then the settles' groups.
+SIX_SETTLES = 9
 
 
 async def process_together(runner: PaymentRunner, claims: list[Claim]) -> list[str]:
@@ -205,3 +209,29 @@ async def test_a_group_with_claims_that_cannot_be_charged_does_the_rest(
         stmt = select(Payment.id).where(Payment.scheduled_payment_id.in_(held_or_canceled))
         assert (await session.execute(stmt)).first() is None
     assert gateway.summary()["calls"] == 3
+
+
+async def test_settles_running_at_once_are_read_and_recorded_together(
+    app: Any,
+    scene: Scene,
+    gateway: FakeGateway,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Reconciliation's settles meet in groups too: six pending payments settled with a few
+    statements, each charged once (the gateway finds the charge its lost answer was about)."""
+    invoices = [await scene.invoice((scene.hosting, 2_000 + n), due=DUE) for n in range(6)]
+    gateway.fail_next(6, mode="lost_response")
+    for invoice in invoices:
+        assert (await scene.pay_now(invoice["id"])).status_code == 503
+    assert gateway.summary()["charges"] == 6
+
+    with counting(app.state.engine) as count:
+        report = await reconcile(sessionmaker, gateway, older_than=timedelta(0))
+
+    assert (report.payments_checked, report.payments_settled) == (6, 6)
+    # Alone, each settle costs 8 statements (48); in groups, the lot costs 9.
+    assert count.n <= SIX_SETTLES, "\n".join(s[:120] for s in count.statements)
+    assert gateway.summary()["charges"] == 6
+    for invoice in invoices:
+        row = await invoice_row(sessionmaker, invoice["id"])
+        assert (row.status, row.amount_reserved) == ("paid", 0)

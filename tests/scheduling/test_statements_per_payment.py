@@ -20,12 +20,12 @@ from tests.scheduling.helpers import DUE, Scene, many_scheduled_today
 # (statements, connections) per payment.
 # Pay-now: the caller; the reserve (invoice, method with the customer, hold, the payment, its
 # allocation, its event); the record (payment with method and allocations, the invoice after,
-# the payment, the allocation, the events); the answer (refunds, allocations).
-PAY_NOW = (14, 4)
+# the payment, the allocation, the events). The answer is what the record presented: no read.
+PAY_NOW = (12, 3)
 # With a key: the idempotency record's claim and its completion besides, and the key's
 # payment looked for.
-PAY_NOW_WITH_KEY = (19, 6)
-# Declined: the hold released, no invoice event, no answer to read.
+PAY_NOW_WITH_KEY = (17, 5)
+# Declined: the hold released, no invoice event.
 PAY_NOW_DECLINED = (12, 3)
 # The runner: the attempt's reserve (the claimed row with its invoice's disputes, invoice,
 # method, hold, the payment, its allocation, its event, the row) and its record (payment with
