@@ -22,9 +22,9 @@ from tests.scheduling.helpers import DUE, Scene, many_scheduled_today
 # allocation, its event); the record (payment with method and allocations, the invoice after,
 # the payment, the allocation, the events). The answer is what the record presented: no read.
 PAY_NOW = (12, 3)
-# With a key: the idempotency record's claim and its completion besides, and the key's
-# payment looked for.
-PAY_NOW_WITH_KEY = (17, 5)
+# With a key: the idempotency record made (one INSERT ... ON CONFLICT DO NOTHING) and completed
+# (one UPDATE) besides, and the key's payment looked for.
+PAY_NOW_WITH_KEY = (15, 5)
 # Declined: the hold released, no invoice event.
 PAY_NOW_DECLINED = (12, 3)
 # The runner: the attempt's reserve (the claimed row with its invoice's disputes, invoice,

@@ -130,6 +130,16 @@ class IdempotencyStore:
         now = utcnow()
         async with transaction(self.sessionmaker) as session:
             records = IdempotencyRepository(session)
+            # The common case, a key not seen before, in one statement.
+            new_id = await records.add_new(
+                actor,
+                key,
+                fingerprint=fingerprint,
+                locked_until=now + IN_FLIGHT_LOCK,
+                expires_at=now + self.ttl,
+            )
+            if new_id is not None:
+                return _Started(new_id)
             found = await records.locked(actor, key)
             if found is not None and found.expires_at <= now:
                 await records.remove(found)

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import IdempotencyRecord
@@ -19,6 +20,36 @@ class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def add_new(
+        self,
+        actor: str,
+        key: str,
+        *,
+        fingerprint: str,
+        locked_until: datetime,
+        expires_at: datetime,
+    ) -> uuid.UUID | None:
+        """A new in-flight record for the key, in one statement; None when the caller already
+        has a record for it (INSERT ... ON CONFLICT DO NOTHING: no error, no lost transaction)."""
+        insert: Any = (
+            postgresql.insert
+            if self.session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert
+        )
+        stmt = (
+            insert(IdempotencyRecord)
+            .values(
+                actor=actor,
+                key=key,
+                request_fingerprint=fingerprint,
+                locked_until=locked_until,
+                expires_at=expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=["actor", "key"])
+            .returning(IdempotencyRecord.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def locked(self, actor: str, key: str) -> IdempotencyRecord | None:
         stmt = (
             select(IdempotencyRecord)
@@ -26,9 +57,6 @@ class IdempotencyRepository:
             .with_for_update()
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def by_id(self, record_id: uuid.UUID) -> IdempotencyRecord | None:
-        return await self.session.get(IdempotencyRecord, record_id)
 
     async def remove(self, record: IdempotencyRecord) -> None:
         await self.session.delete(record)
@@ -40,16 +68,21 @@ class IdempotencyRepository:
         return record
 
     async def complete(self, record_id: uuid.UUID, status: int, body: Any) -> None:
-        record = await self.by_id(record_id)
-        if record is not None:
-            record.state = "completed"
-            record.response_status = status
-            record.response_body = body
+        # One statement, not a read and a write: a record purged meanwhile is simply missed.
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(state="completed", response_status=status, response_body=body)
+            .execution_options(synchronize_session=False)
+        )
 
     async def unlock(self, record_id: uuid.UUID, at: datetime) -> None:
-        record = await self.by_id(record_id)
-        if record is not None:
-            record.locked_until = at
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(locked_until=at)
+            .execution_options(synchronize_session=False)
+        )
 
     async def purge_expired(self, now: datetime) -> int:
         result = await self.session.execute(
