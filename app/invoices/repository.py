@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import Select, case, delete, select, update
+from sqlalchemy import BindParameter, Select, bindparam, case, delete, select, update
 
 from app.core.clock import utcnow
 from app.core.pagination import PageParams
@@ -25,6 +25,31 @@ from app.models import (
     PaymentMethod,
     ServiceCategory,
     Tenant,
+)
+
+
+# The two statements of GET /invoices/{id}, built once (see `Repository.readable_once`).
+def _with_lines(readable: Select[Invoice]) -> Select[Any]:
+    invoice_id: BindParameter[Any] = bindparam("invoice_id")
+    return (
+        readable.add_columns(Tenant.timezone, InvoiceLine)
+        .join(Tenant, Tenant.id == Invoice.tenant_id)
+        .where(Invoice.id == invoice_id)
+        .outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id)
+        .order_by(InvoiceLine.position)
+    )
+
+
+_PAYMENTS_APPLIED = (
+    select(PaymentAllocation, Payment, PaymentMethod)
+    .join(Payment, Payment.id == PaymentAllocation.payment_id)
+    .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+    .where(
+        PaymentAllocation.invoice_id == bindparam("invoice_id"),
+        PaymentAllocation.tenant_id == bindparam("tenant_id"),
+        PaymentAllocation.status == "applied",
+    )
+    .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
 )
 
 
@@ -80,18 +105,17 @@ class InvoiceRepository(Repository[Invoice]):
         Given `invoice` (already loaded, perhaps just changed), it is not read again: only
         the zone and the lines are."""
         if invoice is None:
-            stmt = self.readable().add_columns(Tenant.timezone, InvoiceLine)
-            stmt = stmt.join(Tenant, Tenant.id == Invoice.tenant_id).where(Invoice.id == invoice_id)
+            stmt, params = self.readable_once("with_lines", _with_lines)
+            rows = (await self.session.execute(stmt, {**params, "invoice_id": invoice_id})).all()
         else:
-            stmt = (
+            known = (
                 select(Tenant.timezone, InvoiceLine)
                 .select_from(Tenant)
                 .where(Tenant.id == self.principal.tenant_id)
+                .outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id)
+                .order_by(InvoiceLine.position)
             )
-        stmt = stmt.outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id).order_by(
-            InvoiceLine.position
-        )
-        rows = (await self.session.execute(stmt)).all()
+            rows = (await self.session.execute(known)).all()
         if not rows:
             return None
         if invoice is None:
@@ -121,18 +145,8 @@ class InvoiceRepository(Repository[Invoice]):
         self, invoice_id: uuid.UUID
     ) -> list[tuple[PaymentAllocation, Payment, PaymentMethod]]:
         """What was paid on the invoice: each applied allocation, its payment and method."""
-        stmt = (
-            select(PaymentAllocation, Payment, PaymentMethod)
-            .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-            .where(
-                PaymentAllocation.invoice_id == invoice_id,
-                PaymentAllocation.tenant_id == self.principal.tenant_id,
-                PaymentAllocation.status == "applied",
-            )
-            .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
-        )
-        return [(a, p, m) for a, p, m in (await self.session.execute(stmt)).all()]
+        params = {"invoice_id": invoice_id, "tenant_id": self.principal.tenant_id}
+        return [(a, p, m) for a, p, m in (await self.session.execute(_PAYMENTS_APPLIED, params))]
 
     async def category_names(self, category_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not category_ids:
