@@ -88,11 +88,11 @@ async def get_caller(
     found = await repo.caller(claims.user_id, claims.tenant_id, claims.session_id)
     if found is None:
         raise InvalidAccessToken()
-    user, auth_session, is_member = found
+    user, session_client_id, is_member = found
     if (
         not user.is_active
         or user.token_version != claims.token_version
-        or auth_session.client_id != claims.client_id
+        or session_client_id != claims.client_id
         or (user.role == "client" and not is_member)
     ):
         raise InvalidAccessToken()
@@ -103,7 +103,7 @@ async def get_caller(
     # The caller is resolved in a transaction of its own: on SQLite an open transaction holds
     # the write lock, and money endpoints go on to run short transactions of their own.
     await session.commit()
-    principal = person_principal(user, auth_session.client_id)
+    principal = person_principal(user, session_client_id)
     act_as(principal)
     return Caller(principal, user=user, session_id=claims.session_id)
 

@@ -24,7 +24,7 @@ from app.models import (
 # Every authenticated request runs this: built once, with bind parameters, so a request
 # neither builds the statement nor computes its cache key again (both are memoized on it).
 _CALLER = (
-    select(User, AuthSession, Membership.id)
+    select(User, AuthSession.client_id, Membership.id)
     .join(
         AuthSession,
         and_(
@@ -60,10 +60,10 @@ class AuthRepository:
 
     async def caller(
         self, user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID
-    ) -> tuple[User, AuthSession, bool] | None:
-        """The signed-in person behind an access token, in ONE query: their account, the live
-        session the token belongs to, and whether they still belong to its company. None
-        when the session has ended or is not theirs."""
+    ) -> tuple[User, uuid.UUID | None, bool] | None:
+        """The signed-in person behind an access token, in ONE query: their account, the
+        company of the live session the token belongs to (None: staff acting for none), and
+        whether they still belong to it. None when the session has ended or is not theirs."""
         params = {"user_id": user_id, "tenant_id": tenant_id, "session_id": session_id}
         row = (await self.session.execute(_CALLER, params)).first()
         if row is None:
