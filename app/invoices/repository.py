@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, case, delete, select, update
 
@@ -40,16 +41,26 @@ def _with_lines(readable: Select[Invoice]) -> Select[Any]:
     )
 
 
-_PAYMENTS_APPLIED = (
-    select(PaymentAllocation, Payment, PaymentMethod)
-    .join(Payment, Payment.id == PaymentAllocation.payment_id)
-    .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-    .where(
-        PaymentAllocation.invoice_id == bindparam("invoice_id"),
-        PaymentAllocation.tenant_id == bindparam("tenant_id"),
-        PaymentAllocation.status == "applied",
+def _applied(*columns: Any) -> Select[Any]:
+    """What was paid on an invoice: each applied allocation with its payment and method."""
+    return (
+        select(*columns)
+        .select_from(PaymentAllocation)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .where(
+            PaymentAllocation.invoice_id == bindparam("invoice_id"),
+            PaymentAllocation.tenant_id == bindparam("tenant_id"),
+            PaymentAllocation.status == "applied",
+        )
+        .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
     )
-    .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
+
+
+_PAYMENTS_APPLIED = _applied(PaymentAllocation, Payment, PaymentMethod)
+# The same rows, only the columns an invoice's detail shows: no ORM objects to build.
+_PAYMENTS_SHOWN = _applied(
+    Payment.id, PaymentAllocation.amount, Payment.settled_at, PaymentAllocation.amount_refunded
 )
 
 
@@ -147,6 +158,18 @@ class InvoiceRepository(Repository[Invoice]):
         """What was paid on the invoice: each applied allocation, its payment and method."""
         params = {"invoice_id": invoice_id, "tenant_id": self.principal.tenant_id}
         return [(a, p, m) for a, p, m in (await self.session.execute(_PAYMENTS_APPLIED, params))]
+
+    async def payments_shown(
+        self, invoice_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, int, datetime | None, int]]:
+        """`payments_applied`, as the invoice's detail shows them: the payment's id, the
+        amount applied, when the payment settled and how much of it was refunded."""
+        params = {"invoice_id": invoice_id, "tenant_id": self.principal.tenant_id}
+        rows = await self.session.execute(_PAYMENTS_SHOWN, params)
+        return [
+            (payment_id, amount, paid_at, refunded)
+            for payment_id, amount, paid_at, refunded in rows
+        ]
 
     async def category_names(self, category_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not category_ids:
