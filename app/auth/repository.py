@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -19,6 +19,28 @@ from app.models import (
     PasswordResetToken,
     RefreshToken,
     User,
+)
+
+# Every authenticated request runs this: built once, with bind parameters, so a request
+# neither builds the statement nor computes its cache key again (both are memoized on it).
+_CALLER = (
+    select(User, AuthSession.client_id, Membership.id)
+    .join(
+        AuthSession,
+        and_(
+            AuthSession.id == bindparam("session_id"),
+            AuthSession.user_id == User.id,
+            AuthSession.ended_at.is_(None),
+        ),
+    )
+    .outerjoin(
+        Membership,
+        and_(
+            Membership.user_id == User.id,
+            Membership.client_id == AuthSession.client_id,
+        ),
+    )
+    .where(User.id == bindparam("user_id"), User.tenant_id == bindparam("tenant_id"))
 )
 
 
@@ -38,30 +60,12 @@ class AuthRepository:
 
     async def caller(
         self, user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID
-    ) -> tuple[User, AuthSession, bool] | None:
-        """The signed-in person behind an access token, in ONE query: their account, the live
-        session the token belongs to, and whether they still belong to its company. None
-        when the session has ended or is not theirs."""
-        stmt = (
-            select(User, AuthSession, Membership.id)
-            .join(
-                AuthSession,
-                and_(
-                    AuthSession.id == session_id,
-                    AuthSession.user_id == User.id,
-                    AuthSession.ended_at.is_(None),
-                ),
-            )
-            .outerjoin(
-                Membership,
-                and_(
-                    Membership.user_id == User.id,
-                    Membership.client_id == AuthSession.client_id,
-                ),
-            )
-            .where(User.id == user_id, User.tenant_id == tenant_id)
-        )
-        row = (await self.session.execute(stmt)).first()
+    ) -> tuple[User, uuid.UUID | None, bool] | None:
+        """The signed-in person behind an access token, in ONE query: their account, the
+        company of the live session the token belongs to (None: staff acting for none), and
+        whether they still belong to it. None when the session has ended or is not theirs."""
+        params = {"user_id": user_id, "tenant_id": tenant_id, "session_id": session_id}
+        row = (await self.session.execute(_CALLER, params)).first()
         if row is None:
             return None
         return row[0], row[1], row[2] is not None

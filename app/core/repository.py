@@ -6,11 +6,12 @@ client user, so a query cannot forget either; a row outside it is simply not fou
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -21,6 +22,10 @@ from app.models.base import Base
 
 M = TypeVar("M", bound=Base)
 Row = TypeVar("Row")
+
+# The caller's ids, as `readable_once` passes them: bind parameters, not literals.
+_PRINCIPAL_IDS = ("tenant_id", "user_id", "client_id", "api_key_id")
+_ONCE: dict[tuple[Any, ...], Any] = {}
 
 
 class Repository(Generic[M]):
@@ -38,6 +43,27 @@ class Repository(Generic[M]):
         if client_id is not None and hasattr(model, "client_id"):
             stmt = stmt.where(model.client_id == client_id)
         return stmt
+
+    def readable_once(
+        self, name: str, build: Callable[[Select[M]], Select[Any]]
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """`build(self.readable())`, built once for each repository, `name` and shape of
+        caller (kind, which ids it has), and its parameters for this caller: a hot read skips
+        building the statement and computing its cache key (both memoized on it).
+
+        It is built for a stand-in principal whose ids are bind parameters
+        (`principal_tenant_id`, ...), so `readable()` scopes it exactly as it scopes any other
+        query, and nothing of the first caller stays in it. `build` must take its own values
+        as bind parameters too, and pass them with the parameters this returns."""
+        principal = self.principal
+        present = tuple(f for f in _PRINCIPAL_IDS if getattr(principal, f) is not None)
+        key = (type(self), name, type(principal), principal.kind, present)
+        stmt = _ONCE.get(key)
+        if stmt is None:
+            ids: dict[str, Any] = {f: bindparam(f"principal_{f}") for f in present}
+            stand_in = dataclasses.replace(principal, **ids)
+            stmt = _ONCE[key] = build(type(self)(self.session, stand_in).readable())
+        return stmt, {f"principal_{f}": getattr(principal, f) for f in present}
 
     async def get(self, id_: uuid.UUID, *, for_update: bool = False) -> M | None:
         model: Any = self.model

@@ -40,12 +40,9 @@ async def invoice_detail(
     loaded, timezone, lines = found
     payments = [
         InvoicePaymentOut(
-            payment_id=payment.id,
-            amount=allocation.amount,
-            paid_at=payment.settled_at,
-            amount_refunded=allocation.amount_refunded,
+            payment_id=payment_id, amount=amount, paid_at=paid_at, amount_refunded=refunded
         )
-        for allocation, payment, _method in await repo.payments_applied(loaded.id)
+        for payment_id, amount, paid_at, refunded in await repo.payments_shown(loaded.id)
     ]
     return InvoiceDetail(
         **invoice_out(loaded, today_in(timezone)).model_dump(),

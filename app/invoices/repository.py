@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, case, delete, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    case,
+    delete,
+    literal,
+    select,
+    update,
+)
 
 from app.core.clock import utcnow
 from app.core.pagination import PageParams
@@ -25,6 +37,41 @@ from app.models import (
     PaymentMethod,
     ServiceCategory,
     Tenant,
+)
+
+
+# The two statements of GET /invoices/{id}, built once (see `Repository.readable_once`).
+def _with_lines(readable: Select[Invoice]) -> Select[Any]:
+    invoice_id: BindParameter[Any] = bindparam("invoice_id")
+    return (
+        readable.add_columns(Tenant.timezone, InvoiceLine)
+        .join(Tenant, Tenant.id == Invoice.tenant_id)
+        .where(Invoice.id == invoice_id)
+        .outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id)
+        .order_by(InvoiceLine.position)
+    )
+
+
+def _applied(*columns: Any) -> Select[Any]:
+    """What was paid on an invoice: each applied allocation with its payment and method."""
+    return (
+        select(*columns)
+        .select_from(PaymentAllocation)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .where(
+            PaymentAllocation.invoice_id == bindparam("invoice_id"),
+            PaymentAllocation.tenant_id == bindparam("tenant_id"),
+            PaymentAllocation.status == "applied",
+        )
+        .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
+    )
+
+
+_PAYMENTS_APPLIED = _applied(PaymentAllocation, Payment, PaymentMethod)
+# The same rows, only the columns an invoice's detail shows: no ORM objects to build.
+_PAYMENTS_SHOWN = _applied(
+    Payment.id, PaymentAllocation.amount, Payment.settled_at, PaymentAllocation.amount_refunded
 )
 
 
@@ -80,18 +127,17 @@ class InvoiceRepository(Repository[Invoice]):
         Given `invoice` (already loaded, perhaps just changed), it is not read again: only
         the zone and the lines are."""
         if invoice is None:
-            stmt = self.readable().add_columns(Tenant.timezone, InvoiceLine)
-            stmt = stmt.join(Tenant, Tenant.id == Invoice.tenant_id).where(Invoice.id == invoice_id)
+            stmt, params = self.readable_once("with_lines", _with_lines)
+            rows = (await self.session.execute(stmt, {**params, "invoice_id": invoice_id})).all()
         else:
-            stmt = (
+            known = (
                 select(Tenant.timezone, InvoiceLine)
                 .select_from(Tenant)
                 .where(Tenant.id == self.principal.tenant_id)
+                .outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id)
+                .order_by(InvoiceLine.position)
             )
-        stmt = stmt.outerjoin(InvoiceLine, InvoiceLine.invoice_id == invoice_id).order_by(
-            InvoiceLine.position
-        )
-        rows = (await self.session.execute(stmt)).all()
+            rows = (await self.session.execute(known)).all()
         if not rows:
             return None
         if invoice is None:
@@ -121,18 +167,20 @@ class InvoiceRepository(Repository[Invoice]):
         self, invoice_id: uuid.UUID
     ) -> list[tuple[PaymentAllocation, Payment, PaymentMethod]]:
         """What was paid on the invoice: each applied allocation, its payment and method."""
-        stmt = (
-            select(PaymentAllocation, Payment, PaymentMethod)
-            .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-            .where(
-                PaymentAllocation.invoice_id == invoice_id,
-                PaymentAllocation.tenant_id == self.principal.tenant_id,
-                PaymentAllocation.status == "applied",
-            )
-            .order_by(PaymentAllocation.created_at, PaymentAllocation.id)
-        )
-        return [(a, p, m) for a, p, m in (await self.session.execute(stmt)).all()]
+        params = {"invoice_id": invoice_id, "tenant_id": self.principal.tenant_id}
+        return [(a, p, m) for a, p, m in (await self.session.execute(_PAYMENTS_APPLIED, params))]
+
+    async def payments_shown(
+        self, invoice_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, int, datetime | None, int]]:
+        """`payments_applied`, as the invoice's detail shows them: the payment's id, the
+        amount applied, when the payment settled and how much of it was refunded."""
+        params = {"invoice_id": invoice_id, "tenant_id": self.principal.tenant_id}
+        rows = await self.session.execute(_PAYMENTS_SHOWN, params)
+        return [
+            (payment_id, amount, paid_at, refunded)
+            for payment_id, amount, paid_at, refunded in rows
+        ]
 
     async def category_names(self, category_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not category_ids:
