@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.cli import alembic_config
 from app.core.config import Settings
-from app.core.pagination import encode_cursor
+from app.core.pagination import cursor_key, encode_cursor
 from app.core.security import decode_access_token
 from app.main import create_app
 from app.models import Invoice, Payment, ScheduledPayment, Ticket
@@ -330,7 +330,8 @@ async def p3(b: Bench, rows: int, repeat: int) -> dict[str, Any]:
                     .limit(1)
                 )
             ).one()
-        deep = encode_cursor([row[0], row[1]])
+        # Signed as the app signs its cursors.
+        deep = encode_cursor([row[0], row[1]], cursor_key(b.settings.signing_key))
         base = f"/api/v1/{kind}?limit=50&{query}"
         await b.get(base, who)
         first_url, deep_url = base, f"{base}&cursor={deep}"
