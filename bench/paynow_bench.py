@@ -178,9 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--reconcile",
         type=_reconcile_configs,
-        default=_reconcile_configs(f"{DEFAULT_CONCURRENCY}@50,32@50,{DEFAULT_CONCURRENCY}@0"),
+        default=_reconcile_configs(f"{DEFAULT_CONCURRENCY}@50,8@50,{DEFAULT_CONCURRENCY}@0"),
         help="reconcile runs, CONCURRENCY@GATEWAY_MS, comma-separated (default: "
-        f"{DEFAULT_CONCURRENCY}@50,32@50,{DEFAULT_CONCURRENCY}@0; the first is what "
+        f"{DEFAULT_CONCURRENCY}@50,8@50,{DEFAULT_CONCURRENCY}@0; the first is what "
         "`billing-portal reconcile` runs and is the one the summary reports)",
     )
     add(
@@ -957,7 +957,8 @@ def run_reconcile(
     database_url: str, options: Options, server: Server, config: ReconcileConfig, workdir: Path
 ) -> ReconcileResult:
     tag = f"{config.concurrency}-{int(config.latency * 1000)}"
-    ledger = workdir / f"ledger-reconcile-{tag}.db"
+    # A ledger of its own per run, even for two runs of one configuration.
+    ledger = Path(tempfile.mkdtemp(prefix=f"reconcile-{tag}-", dir=workdir)) / "ledger.db"
     ledger_summary(str(ledger))
     settings = bench_settings(database_url, workdir, config.latency, ledger)
     count = options.reconcile_payments
