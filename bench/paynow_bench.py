@@ -37,7 +37,6 @@ import contextlib
 import cProfile
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -45,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -92,6 +90,7 @@ from bench.runner_throughput import (
     connection,
     inspect_server,
     machine,
+    run_in_workdir,
 )
 from tests.factories import PASSWORD, password_hash
 from tests.perf.test_statements_per_request import counting
@@ -1215,21 +1214,11 @@ def benchmark(options: Options, workdir: Path) -> int:
     return 1 if problems else 0
 
 
-def _terminate(signum: int, frame: types.FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every cleanup, as Ctrl-C does
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-paynow-"))
-    try:
-        return benchmark(options, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted; replicas stopped, database dropped", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    return run_in_workdir(
+        lambda workdir: benchmark(options, workdir), prefix="bench-paynow-", processes="replicas"
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -940,17 +940,25 @@ def _terminate(signum: int, frame: types.FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every cleanup, as Ctrl-C does
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_args(argv)
+def run_in_workdir(run: Callable[[Path], int], *, prefix: str, processes: str) -> int:
+    """A benchmark in a scratch directory removed afterwards; SIGTERM and Ctrl-C unwind
+    through its cleanups (its `processes` stopped, its database dropped)."""
     signal.signal(signal.SIGTERM, _terminate)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        return benchmark(options, workdir)
+        return run(workdir)
     except KeyboardInterrupt:
-        print("\ninterrupted; runners stopped, database dropped", file=sys.stderr)
+        print(f"\ninterrupted; {processes} stopped, database dropped", file=sys.stderr)
         return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    return run_in_workdir(
+        lambda workdir: benchmark(options, workdir), prefix="bench-runner-", processes="runners"
+    )
 
 
 if __name__ == "__main__":

@@ -174,14 +174,6 @@ class PaymentRepository(Repository[Payment]):
         )
         return {m.id: m for m in (await self.session.execute(stmt)).scalars()}
 
-    async def invoice_numbers(self, invoice_ids: set[uuid.UUID]) -> dict[uuid.UUID, str | None]:
-        if not invoice_ids:
-            return {}
-        stmt = select(Invoice.id, Invoice.number).where(
-            Invoice.id.in_(invoice_ids), Invoice.tenant_id == self.principal.tenant_id
-        )
-        return dict((await self.session.execute(stmt)).all())
-
 
 class RefundRepository(Repository[Refund]):
     model = Refund

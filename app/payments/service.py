@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import transaction
 from app.core.db_unavailable import is_database_unavailable
-from app.core.group_commit import GroupCommit
+from app.core.group_commit import GroupCommit, grouped
 from app.core.metrics import PAYMENTS, time_gateway_call
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge, GatewayDeclined, GatewayError, PaymentGateway
@@ -157,21 +157,20 @@ class PaymentService:
     ) -> list[Reserved[Charge] | None]:
         found: dict[tuple[Principal, uuid.UUID], Reserved[Charge]] = {}
         async with transaction(self.sessionmaker) as session:
-            for principal, ids in _by_principal(items).items():
-                prepared = await charges.prepare_many(session, principal, ids)
+            for principal, group in grouped(items, key=lambda item: item[0]).items():
+                prepared = await charges.prepare_many(session, principal, [i for _, i in group])
                 found |= {(principal, i): reserved for i, reserved in prepared.items()}
         return [found.get(item) for item in items]
 
     async def _record_group(
         self, items: Sequence[tuple[Principal, uuid.UUID, Outcome[Charge]]]
     ) -> list[Payment]:
-        outcomes = {(principal, i): outcome for principal, i, outcome in items}
         done: dict[tuple[Principal, uuid.UUID], Payment] = {}
         async with transaction(self.sessionmaker) as session:
-            for principal, ids in _by_principal([(p, i) for p, i, _ in items]).items():
-                pairs = [(i, outcomes[principal, i]) for i in ids]
+            for principal, group in grouped(items, key=lambda item: item[0]).items():
+                pairs = [(i, outcome) for _, i, outcome in group]
                 payments = await self.record_many(session, principal, pairs)
-                done |= {(principal, i): payment for i, payment in zip(ids, payments, strict=True)}
+                done |= {(principal, i): p for (i, _), p in zip(pairs, payments, strict=True)}
         return [done[principal, i] for principal, i, _ in items]
 
     # -- refunds -------------------------------------------------------------------------
@@ -231,13 +230,6 @@ class PaymentService:
         if isinstance(done, Recorded):
             _count(done.payment)
         return done
-
-
-def _by_principal(items: Sequence[tuple[Principal, uuid.UUID]]) -> dict[Principal, list[uuid.UUID]]:
-    grouped: dict[Principal, list[uuid.UUID]] = {}
-    for principal, record_id in items:
-        grouped.setdefault(principal, []).append(record_id)
-    return grouped
 
 
 def _count(payment: Payment) -> None:

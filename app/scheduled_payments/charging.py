@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Conflict, Unprocessable
-from app.core.group_commit import GroupCommit
+from app.core.group_commit import GroupCommit, grouped
 from app.core.principal import ClientPrincipal, Principal
 from app.gateways.base import Charge
 from app.invoices.errors import InvoiceNotFound
@@ -83,13 +83,6 @@ def _order(row: ScheduledPayment, keys: AttemptKeys) -> PaymentOrder:
         scheduled_payment_id=row.id,
         gateway_key=keys.gateway_key,
     )
-
-
-def _by_tenant(claims: Sequence[Claim]) -> dict[uuid.UUID, list[Claim]]:
-    tenants: dict[uuid.UUID, list[Claim]] = {}
-    for claim in claims:
-        tenants.setdefault(claim.tenant_id, []).append(claim)
-    return tenants
 
 
 class Attempts:
@@ -159,7 +152,7 @@ class Attempts:
         a claim to be done alone."""
         started: dict[Claim, Started] = {}
         async with transaction(self.sessionmaker) as session:
-            for tenant_id, group in _by_tenant(claims).items():
+            for tenant_id, group in grouped(claims, key=lambda claim: claim.tenant_id).items():
                 system = Principal.system(tenant_id)
                 found = await ScheduledPaymentRepository(session, system).claimed_for_attempts(
                     group
@@ -195,9 +188,9 @@ class Attempts:
         rows, in one transaction."""
         outcomes: dict[Claim, str] = {}
         async with transaction(self.sessionmaker) as session:
-            for tenant_id, claims in _by_tenant([claim for _, claim, _ in items]).items():
+            for tenant_id, mine in grouped(items, key=lambda item: item[1].tenant_id).items():
                 system = Principal.system(tenant_id)
-                mine = [item for item in items if item[1] in set(claims)]
+                claims = [claim for _, claim, _ in mine]
                 payments = await self.payments.record_many(
                     session, system, [(s.reserved.record.id, outcome) for s, _, outcome in mine]
                 )
